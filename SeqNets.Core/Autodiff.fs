@@ -1,0 +1,130 @@
+/// Reverse-mode automatic differentiation through TorchSharp, made safe, and the autodiff
+/// route to every BPTT quantity (the reference the hand-derived formulas are checked against).
+/// Legend: T time, B batch, I input, S state, P parameters, R replicated rows.
+namespace SeqNets
+
+open System
+open TorchSharp
+
+[<RequireQualifiedAccess>]
+module Autodiff =
+    /// ∂(Σ_k ⟨g_k, outputs_k⟩)/∂inputs, safely: TorchSharp's autograd.grad aborts the process on
+    /// an input the outputs do not depend on (allow_unused = false) and frees the graph even when
+    /// create_graph asks for a differentiable result. Here an unused input gets a zero gradient,
+    /// the graph is kept whenever createGraph is set (PyTorch's own default) or retainGraph asks,
+    /// and outputs that do not require grad are an ArgumentException instead of a native error.
+    /// gradOutputs g_k default to ones (so a scalar output gives its gradient).
+    [<CompiledName("Grad")>]
+    let gradWith (retainGraph: bool) (createGraph: bool) (outputs: Tensor list) (inputs: Tensor list) (gradOutputs: Tensor list option) : Tensor list =
+        Native.ensure ()
+        if outputs.IsEmpty then Check.fail "outputs" "outputs: expected at least one tensor, but got none."
+        if inputs.IsEmpty then Check.fail "inputs" "inputs: expected at least one tensor, but got none."
+        outputs |> List.iteri (fun k o ->
+            Check.notNull $"outputs[{k}]" o
+            if not o.requires_grad then
+                Check.fail $"outputs[{k}]" $"outputs[{k}]: expected a tensor that depends on a tensor requiring grad, but got one with requires_grad = false (shape {Check.shapeText o}).")
+        inputs |> List.iteri (fun k x ->
+            Check.notNull $"inputs[{k}]" x
+            if not x.requires_grad then
+                Check.fail $"inputs[{k}]" $"inputs[{k}]: expected a tensor with requires_grad = true, but got one without (shape {Check.shapeText x}).")
+        let gradOutputs =
+            match gradOutputs with
+            | Some gs ->
+                if gs.Length <> outputs.Length then
+                    Check.fail "gradOutputs" $"gradOutputs: expected {outputs.Length} tensors (one per output), but got {gs.Length}."
+                List.iteri2 (fun k (g: Tensor) (o: Tensor) ->
+                    if g.shape <> o.shape then
+                        Check.fail $"gradOutputs[{k}]" $"gradOutputs[{k}]: expected shape {Check.shapeText o}, but got {Check.shapeText g}.") gs outputs
+                gs
+            | None -> outputs |> List.map torch.ones_like
+        let grads =
+            torch.autograd.grad(ResizeArray outputs, ResizeArray inputs, ResizeArray gradOutputs,
+                                retain_graph = (retainGraph || createGraph), create_graph = createGraph, allow_unused = true)
+        List.init inputs.Length (fun k ->
+            let g = grads[k]
+            if isNull g || g.IsInvalid then
+                torch.zeros_like inputs[k]
+            else g)
+
+    /// ∂(Σ ⟨g, outputs⟩)/∂inputs keeping the graph, with no higher-order graph.
+    let grad (outputs: Tensor list) (inputs: Tensor list) = gradWith true false outputs inputs None
+
+    let private leaf (t: Tensor) = t.detach().clone().requires_grad_ true
+
+    /// c_t and b_t of every step of a trajectory by autodiff: xs [T; B; I] and states
+    /// [T+1; B; S] → (c [T; B; S; S], b [T; B; S; P]). With row parameters, one backward pass:
+    /// each row (t, b, i) carries its own copy of θ and of s_{t−1} and is differentiated at its
+    /// own output component i. Otherwise one pass per (t, b, i).
+    let trajectoryJacobians (cell: Cell) (theta: Tensor) (xs: Tensor) (states: Tensor) : Tensor * Tensor =
+        let T, B, I = xs.shape[0], xs.shape[1], xs.shape[2]
+        let S, P = int64 cell.StateSize, int64 cell.ParameterCount
+        let sPrev = states.narrow(0L, 0L, T).detach () // [T; B; S]
+        if cell.RowParameters then
+            let R = T * B * S
+            let x = xs.detach().unsqueeze(2L).expand(T, B, S, I).reshape(R, I) // [R; I]
+            let s = leaf (sPrev.unsqueeze(2L).expand(T, B, S, S).reshape(R, S)) // [R; S]
+            let thetaR = leaf (theta.detach().unsqueeze(0L).expand(R, P)) // [R; P]
+            let next = cell.Transition thetaR x s // [R; S]
+            let own = next.reshape(T * B, S, S).diagonal(0L, 1L, 2L) // [T·B; S]: row (t, b, i) at component i
+            match gradWith false false [ own.sum () ] [ s; thetaR ] None with
+            | [ gs; gtheta ] -> gs.reshape(T, B, S, S), gtheta.reshape(T, B, S, P)
+            | _ -> failwith "unreachable"
+        else
+            let c = torch.zeros([| T; B; S; S |], dtype = theta.dtype)
+            let b = torch.zeros([| T; B; S; P |], dtype = theta.dtype)
+            for t in 0L .. T - 1L do
+                let thetaLeaf = leaf theta
+                let s = leaf sPrev[t] // [B; S]
+                let next = cell.Transition thetaLeaf (xs[t].detach ()) s // [B; S]
+                for row in 0L .. B - 1L do
+                    for i in 0L .. S - 1L do
+                        match grad [ next[row, i] ] [ s; thetaLeaf ] with
+                        | [ gs; gtheta ] ->
+                            c[t, row, i] <- gs[row]
+                            b[t, row, i] <- gtheta
+                        | _ -> failwith "unreachable"
+            c, b
+
+    /// a_t = ∂s_t/∂θ for t = 1..T through the whole unrolled graph by reverse mode:
+    /// [T; B; S; P]. With row parameters this is one unroll and one backward pass over
+    /// R = T·B·S rows: row (t, b, i) replays sequence b with its own copy of θ and is
+    /// differentiated at s_t[i]. Otherwise one backward pass per (t, b, i).
+    let stateParameterJacobian (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
+        let T, B, I = xs.shape[0], xs.shape[1], xs.shape[2]
+        let S, P = int64 cell.StateSize, int64 cell.ParameterCount
+        if cell.RowParameters then
+            let R = T * B * S
+            let x = xs.detach().unsqueeze(1L).unsqueeze(3L).expand(T, T, B, S, I).reshape(T, R, I) // [T; R; I]
+            let s0R = s0.detach().unsqueeze(0L).unsqueeze(2L).expand(T, B, S, S).reshape(R, S) // [R; S]
+            let thetaR = leaf (theta.detach().unsqueeze(0L).expand(R, P)) // [R; P]
+            let states = Recurrence.unrollUnchecked cell thetaR x s0R // [T+1; R; S]
+            // Row r = (t, b, i) is read at time t + 1, component i.
+            let tIdx = torch.arange(T).view(T, 1L, 1L).expand(T, B, S).reshape(R) + 1L
+            let iIdx = torch.arange(S).view(1L, 1L, S).expand(T, B, S).reshape(R)
+            let flat = (tIdx * R + torch.arange(R)) * S + iIdx
+            let picked = states.reshape(-1L).index_select(0L, flat) // [R]
+            match gradWith false false [ picked.sum () ] [ thetaR ] None with
+            | [ g ] -> g.reshape(T, B, S, P)
+            | _ -> failwith "unreachable"
+        else
+            let thetaLeaf = leaf theta
+            let states = Recurrence.unrollUnchecked cell thetaLeaf (xs.detach ()) (s0.detach ())
+            let a = torch.zeros([| T; B; S; P |], dtype = theta.dtype)
+            for t in 1L .. T do
+                for row in 0L .. B - 1L do
+                    for i in 0L .. S - 1L do
+                        match grad [ states[t, row, i] ] [ thetaLeaf ] with
+                        | [ g ] -> a[t - 1L, row, i] <- g
+                        | _ -> failwith "unreachable"
+            a
+
+    /// Gradients of L = 1/T Σ_t ℓ(g(h_t), o_t) by reverse mode: (∂L/∂θ [P], ∂L/∂w_o [P_o], ∂L/∂s_0 [B; S]).
+    let lossGradient (cell: Cell) (output: OutputLayer) (loss: Loss) (theta: Tensor) (wo: Tensor)
+                     (xs: Tensor) (s0: Tensor) (targets: Tensor) : Tensor * Tensor * Tensor =
+        let thetaLeaf, woLeaf, s0Leaf = leaf theta, leaf wo, leaf s0
+        let states = Recurrence.unrollUnchecked cell thetaLeaf (xs.detach ()) s0Leaf
+        let ys = OutputLayer.apply output woLeaf (Recurrence.outputs cell states)
+        let L = Loss.sequence loss ys targets
+        match gradWith false false [ L ] [ thetaLeaf; woLeaf; s0Leaf ] None with
+        | [ gt; gw; gs ] -> gt, gw, gs
+        | _ -> failwith "unreachable"

@@ -1,0 +1,66 @@
+/// The Elman (vanilla) recurrent cell, in PyTorch's nn.RNN layout.
+namespace SeqNets.Cells
+
+open TorchSharp
+open SeqNets
+
+/// The nonlinearity φ of an Elman cell.
+type Activation =
+    | Tanh
+    | Relu
+
+/// h_t = φ(W x_t + b_ih + U h_{t−1} + b_hh), φ = tanh or ReLU; the state is h (S = H).
+/// θ = [W = weight_ih [H; I]; U = weight_hh [H; H]; b_ih [H]; b_hh [H]], as nn.RNN.
+/// Jacobians (derivation in docs/derivations.md): with a = W x + U h + b and d = φ'(a),
+///   c_t = diag(d) U,   ∂h_t/∂W_jk = d_j δ_ij x_k,   ∂h_t/∂U_jk = d_j δ_ij h_k,   ∂h_t/∂b = diag(d).
+[<RequireQualifiedAccess>]
+module Elman =
+    let private layout (I: int) (H: int) =
+        ParameterLayout [ "weight_ih", [ int64 H; int64 I ]
+                          "weight_hh", [ int64 H; int64 H ]
+                          "bias_ih", [ int64 H ]
+                          "bias_hh", [ int64 H ] ]
+
+    let private phi activation (a: Tensor) =
+        match activation with
+        | Tanh -> a.tanh ()
+        | Relu -> a.relu ()
+
+    /// φ'(a), written with the output h = φ(a) where that is cheaper.
+    let private phiPrime activation (a: Tensor) (h: Tensor) =
+        match activation with
+        | Tanh -> 1.0 - h * h
+        | Relu -> (a.gt (0.0.ToScalar())).to_type a.dtype
+
+    /// An Elman cell with input size I, hidden size H and nonlinearity φ.
+    [<CompiledName("Create")>]
+    let create (activation: Activation) (inputSize: int) (hiddenSize: int) : Cell =
+        Native.ensure ()
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        let L = layout inputSize hiddenSize
+        let preActivation (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let W, U = L.View(theta, "weight_ih"), L.View(theta, "weight_hh")
+            let b_ih, b_hh = L.View(theta, "bias_ih"), L.View(theta, "bias_hh")
+            Tensors.linear W x + b_ih + Tensors.linear U h + b_hh // [B; H]
+        let transition theta x h = phi activation (preActivation theta x h)
+        let jacobians (theta: Tensor) (x: Tensor) (hPrev: Tensor) =
+            let a = preActivation theta x hPrev // [B; H]
+            let h = phi activation a
+            let d = phiPrime activation a h // [B; H]
+            let D = Tensors.diag d // [B; H; H]
+            let U = L.View(theta, "weight_hh")
+            { State = Tensors.rightMul D U // [B; H; H]
+              Parameters = torch.cat([| Tensors.wrtWeight D x; Tensors.wrtWeight D hPrev; D; D |], 2L) } // [B; H; P]
+        let name = match activation with Tanh -> "elman-tanh" | Relu -> "elman-relu"
+        let phiText = match activation with Tanh -> "tanh" | Relu -> "relu"
+        { Name = name
+          InputSize = inputSize
+          HiddenSize = hiddenSize
+          StateSize = hiddenSize
+          Layout = L
+          Transition = transition
+          Jacobians = Some jacobians
+          RowParameters = true
+          InitScale = 1.0 / sqrt (float hiddenSize)
+          Equations = $"h_t = {phiText}(W x_t + b_ih + U h_(t-1) + b_hh)" }

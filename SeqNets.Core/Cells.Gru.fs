@@ -1,0 +1,112 @@
+/// The gated recurrent unit (Cho et al. 2014) in two forms over one parameter layout,
+/// PyTorch's nn.GRU: θ = [weight_ih [3H; I]; weight_hh [3H; H]; bias_ih [3H]; bias_hh [3H]] with
+/// gate rows in the order (r, z, n). The state is h (S = H).
+namespace SeqNets.Cells
+
+open TorchSharp
+open SeqNets
+
+/// Where the reset gate acts on the candidate.
+type GruForm =
+    /// The lecture's (Cho 2014) form: ñ = φ(W_n x + b_in + U_n (r ⊙ h_{t−1}) + b_hn).
+    | Lecture
+    /// PyTorch's and cuDNN's form: n = tanh(W_n x + b_in + r ⊙ (U_n h_{t−1} + b_hn)).
+    | PyTorch
+
+/// The GRU, in the lecture's notation
+///   z_t = σ(W_z x_t + U_z h_{t−1} + b_z)
+///   r_t = σ(W_r x_t + U_r h_{t−1} + b_r)
+///   h_t = z_t ⊙ h_{t−1} + (1 − z_t) ⊙ φ_h(W_h x_t + U_h (r_t ⊙ h_{t−1}) + b_h)
+/// with b_z = b_iz + b_hz and b_r = b_ir + b_hr; in PyTorch's form the reset gate multiplies
+/// U_h h_{t−1} + b_hn instead. Jacobians: docs/derivations.md.
+[<RequireQualifiedAccess>]
+module Gru =
+    let private layout (I: int) (H: int) =
+        let H3 = 3L * int64 H
+        ParameterLayout [ "weight_ih", [ H3; int64 I ]
+                          "weight_hh", [ H3; int64 H ]
+                          "bias_ih", [ H3 ]
+                          "bias_hh", [ H3 ] ]
+
+    /// The gate rows (r, z, n) of a [.., 3H] tensor.
+    let private gates (H: int64) (g: Tensor) =
+        g.narrow(-1L, 0L, H), g.narrow(-1L, H, H), g.narrow(-1L, 2L * H, H)
+
+    /// The rows (r, z, n) of a [3H; K] or [R; 3H; K] weight.
+    let private rows (H: int64) (W: Tensor) =
+        let d = W.dim () - 2L
+        W.narrow(d, 0L, H), W.narrow(d, H, H), W.narrow(d, 2L * H, H)
+
+    /// A GRU with input size I and hidden size H in the given form.
+    [<CompiledName("Create")>]
+    let create (form: GruForm) (inputSize: int) (hiddenSize: int) : Cell =
+        Native.ensure ()
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        let L = layout inputSize hiddenSize
+        let H = int64 hiddenSize
+
+        /// Every intermediate of one step, named as in the equations.
+        let forward (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let W, U = L.View(theta, "weight_ih"), L.View(theta, "weight_hh")
+            let gi = Tensors.linear W x + L.View(theta, "bias_ih") // [B; 3H]
+            let i_r, i_z, i_n = gates H gi
+            let b_hr, b_hz, b_hn = gates H (L.View(theta, "bias_hh"))
+            let U_r, U_z, U_n = rows H U
+            let r = (i_r + Tensors.linear U_r h + b_hr).sigmoid () // [B; H]
+            let z = (i_z + Tensors.linear U_z h + b_hz).sigmoid () // [B; H]
+            let q, n =
+                match form with
+                | Lecture ->
+                    let q = r * h // r ⊙ h_{t−1}, the input of U_n: [B; H]
+                    q, (i_n + Tensors.linear U_n q + b_hn).tanh ()
+                | PyTorch ->
+                    let hn = Tensors.linear U_n h + b_hn // [B; H]
+                    hn, (i_n + r * hn).tanh ()
+            let hNext = z * h + (1.0 - z) * n // [B; H]
+            r, z, q, n, hNext
+
+        let transition theta x h =
+            let _, _, _, _, hNext = forward theta x h
+            hNext
+
+        let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let r, z, q, n, _ = forward theta x h
+            let U_r, U_z, U_n = rows H (L.View(theta, "weight_hh"))
+            let dn = (1.0 - z) * (1.0 - n * n) // ∂h_t/∂(pre-activation of n), diagonal: [B; H]
+            let dz = (h - n) * z * (1.0 - z) // ∂h_t/∂(pre-activation of z), diagonal: [B; H]
+            let dr = r * (1.0 - r) // σ'(pre-activation of r): [B; H]
+            let A = Tensors.diag dn // [B; H; H]
+            let Jz = Tensors.diag dz // [B; H; H]
+            match form with
+            | Lecture ->
+                // r reaches h_t only through q = r ⊙ h inside U_n q: ∂h_t/∂r = A U_n diag(h).
+                let Jr = A.matmul(U_n) * (h * dr).unsqueeze 1L // [B; H; H]
+                let Jgi = torch.cat([| Jr; Jz; A |], 2L) // ∂h_t/∂(W x + b_ih): [B; H; 3H]
+                let c = Tensors.diag z + Jr.matmul U_r + Jz.matmul U_z + A.matmul(U_n) * r.unsqueeze 1L // [B; H; H]
+                let bW_hh = torch.cat([| Tensors.wrtWeight (torch.cat([| Jr; Jz |], 2L)) h; Tensors.wrtWeight A q |], 2L)
+                { State = c
+                  Parameters = torch.cat([| Tensors.wrtWeight Jgi x; bW_hh; Jgi; Jgi |], 2L) } // [B; H; P]
+            | PyTorch ->
+                // q = U_n h + b_hn here; r scales it: ∂h_t/∂(pre r) = diag(dn ⊙ q ⊙ dr).
+                let Jr = Tensors.diag (dn * q * dr) // [B; H; H]
+                let Jgi = torch.cat([| Jr; Jz; A |], 2L) // [B; H; 3H]
+                let Jgh = torch.cat([| Jr; Jz; Tensors.diag (dn * r) |], 2L) // ∂h_t/∂(U h + b_hh): [B; H; 3H]
+                let c = Tensors.diag z + Jgh.matmul (L.View(theta, "weight_hh")) // [B; H; H]
+                { State = c
+                  Parameters = torch.cat([| Tensors.wrtWeight Jgi x; Tensors.wrtWeight Jgh h; Jgi; Jgh |], 2L) }
+
+        let name, equations =
+            match form with
+            | Lecture -> "gru-lecture", "h_t = z ⊙ h_(t-1) + (1 - z) ⊙ tanh(W_n x + b_in + U_n (r ⊙ h_(t-1)) + b_hn)"
+            | PyTorch -> "gru-pytorch", "h_t = (1 - z) ⊙ tanh(W_n x + b_in + r ⊙ (U_n h_(t-1) + b_hn)) + z ⊙ h_(t-1)"
+        { Name = name
+          InputSize = inputSize
+          HiddenSize = hiddenSize
+          StateSize = hiddenSize
+          Layout = L
+          Transition = transition
+          Jacobians = Some jacobians
+          RowParameters = true
+          InitScale = 1.0 / sqrt (float hiddenSize)
+          Equations = equations }

@@ -1,0 +1,78 @@
+/// Long short-term memory (Hochreiter & Schmidhuber 1997) in PyTorch's nn.LSTM layout:
+/// θ = [weight_ih [4H; I]; weight_hh [4H; H]; bias_ih [4H]; bias_hh [4H]], gate rows (i, f, g, o).
+/// The state is s = [h; c] (S = 2H); the output is h.
+namespace SeqNets.Cells
+
+open TorchSharp
+open SeqNets
+
+/// The LSTM, in the lecture's notation (W_c, U_c, b_c are the g rows of PyTorch's layout):
+///   f_t = σ(W_f x_t + U_f h_{t−1} + b_f)
+///   i_t = σ(W_i x_t + U_i h_{t−1} + b_i)
+///   o_t = σ(W_o x_t + U_o h_{t−1} + b_o)
+///   c_t = f_t ⊙ c_{t−1} + i_t ⊙ tanh(W_c x_t + U_c h_{t−1} + b_c)
+///   h_t = o_t ⊙ tanh(c_t)
+/// with every bias b = b_ih + b_hh. Jacobians: docs/derivations.md.
+[<RequireQualifiedAccess>]
+module Lstm =
+    let private layout (I: int) (H: int) =
+        let H4 = 4L * int64 H
+        ParameterLayout [ "weight_ih", [ H4; int64 I ]
+                          "weight_hh", [ H4; int64 H ]
+                          "bias_ih", [ H4 ]
+                          "bias_hh", [ H4 ] ]
+
+    /// An LSTM with input size I and hidden size H.
+    [<CompiledName("Create")>]
+    let create (inputSize: int) (hiddenSize: int) : Cell =
+        Native.ensure ()
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        let L = layout inputSize hiddenSize
+        let H = int64 hiddenSize
+
+        let forward (theta: Tensor) (x: Tensor) (s: Tensor) =
+            let hPrev, cPrev = s.narrow(-1L, 0L, H), s.narrow(-1L, H, H) // [B; H] each
+            let pre =
+                Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih")
+                + Tensors.linear (L.View(theta, "weight_hh")) hPrev + L.View(theta, "bias_hh") // [B; 4H]
+            let i = pre.narrow(-1L, 0L, H).sigmoid ()
+            let f = pre.narrow(-1L, H, H).sigmoid ()
+            let g = pre.narrow(-1L, 2L * H, H).tanh () // the lecture's candidate tanh(W_c x + U_c h + b_c)
+            let o = pre.narrow(-1L, 3L * H, H).sigmoid ()
+            let c = f * cPrev + i * g // [B; H]
+            let tc = c.tanh ()
+            let h = o * tc // [B; H]
+            hPrev, cPrev, i, f, g, o, c, tc, h
+
+        let transition theta x s =
+            let _, _, _, _, _, _, c, _, h = forward theta x s
+            torch.cat([| h; c |], -1L) // [B; 2H]
+
+        let jacobians (theta: Tensor) (x: Tensor) (s: Tensor) =
+            let hPrev, cPrev, i, f, g, o, _, tc, _ = forward theta x s
+            let dtc = o * (1.0 - tc * tc) // ∂h_t/∂c_t, diagonal: [B; H]
+            // ∂c_t/∂(pre-activations of i, f, g, o), each diagonal: [B; H].
+            let ci, cf, cg = g * i * (1.0 - i), cPrev * f * (1.0 - f), i * (1.0 - g * g)
+            let ho = tc * o * (1.0 - o) // ∂h_t/∂(pre-activation of o)
+            let zero = torch.zeros_like ci
+            let d = Tensors.diag
+            // J = ∂s_t/∂pre, s_t = [h_t; c_t]: [B; 2H; 4H].
+            let Jc = torch.cat([| d ci; d cf; d cg; d zero |], 2L) // [B; H; 4H]
+            let Jh = torch.cat([| d (dtc * ci); d (dtc * cf); d (dtc * cg); d ho |], 2L) // [B; H; 4H]
+            let J = torch.cat([| Jh; Jc |], 1L) // [B; 2H; 4H]
+            let dsdh = J.matmul (L.View(theta, "weight_hh")) // ∂s_t/∂h_{t−1}: [B; 2H; H]
+            let dsdc = torch.cat([| d (dtc * f); d f |], 1L) // ∂s_t/∂c_{t−1}: [B; 2H; H]
+            { State = torch.cat([| dsdh; dsdc |], 2L) // [B; 2H; 2H]
+              Parameters = torch.cat([| Tensors.wrtWeight J x; Tensors.wrtWeight J hPrev; J; J |], 2L) } // [B; 2H; P]
+
+        { Name = "lstm"
+          InputSize = inputSize
+          HiddenSize = hiddenSize
+          StateSize = 2 * hiddenSize
+          Layout = L
+          Transition = transition
+          Jacobians = Some jacobians
+          RowParameters = true
+          InitScale = 1.0 / sqrt (float hiddenSize)
+          Equations = "c_t = f ⊙ c_(t-1) + i ⊙ tanh(W_c x + U_c h_(t-1) + b_c);  h_t = o ⊙ tanh(c_t)" }

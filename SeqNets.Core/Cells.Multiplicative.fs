@@ -1,0 +1,78 @@
+/// Multiplicative modules and the multiplicative RNN (Sutskever, Martens & Hinton 2011).
+namespace SeqNets.Cells
+
+open TorchSharp
+open SeqNets
+
+/// The lecture's multiplicative module: the weights are themselves a function of a context z,
+///   w_ij = u_ijᵀ z = Σ_k u_ijk z_k,     s = W(z) x,   s_i = Σ_j w_ij x_j,
+/// with U [m; n; d], x [B; n] and z [B; d].
+[<RequireQualifiedAccess>]
+module Multiplicative =
+    /// s = W(z) x for every row, with W(z)_ij = Σ_k U_ijk z_k: U [m; n; d], x [B; n], z [B; d] → [B; m].
+    [<CompiledName("Module")>]
+    let apply (U: Tensor) (x: Tensor) (z: Tensor) : Tensor =
+        Native.ensure ()
+        Check.dims "U" "[m; n; d]" 3 U
+        Check.dims "x" "[B; n]" 2 x
+        Check.dims "z" "[B; d]" 2 z
+        Check.size "x" "[B; n]" 1 "n" U.shape[1] x
+        Check.size "z" "[B; d]" 1 "d" U.shape[2] z
+        torch.einsum("ijk,bk,bj->bi", U, z, x)
+
+/// The multiplicative RNN: the hidden-to-hidden matrix depends on the input through the
+/// factored multiplicative module W_hh(x) = W_hf · diag(W_fx x) · W_fh, i.e. u_ijk = Σ_f W_hf[i,f] W_fx[f,k] W_fh[f,j]:
+///   f_t = W_fx x_t                                   (F factors)
+///   h_t = tanh(W_hx x_t + W_hf (f_t ⊙ (W_fh h_{t−1})) + b_h)
+/// θ = [W_hx [H; I]; W_fx [F; I]; W_fh [F; H]; W_hf [H; F]; b_h [H]]; the state is h (S = H).
+/// Jacobians (docs/derivations.md), with d = 1 − h_t², D = diag(d), m = f ⊙ (W_fh h):
+///   c_t = D W_hf diag(f) W_fh,  ∂h/∂W_hx = D ⊗ x,  ∂h/∂W_hf = D ⊗ m,
+///   ∂h/∂W_fh = (D W_hf diag(f)) ⊗ h,  ∂h/∂W_fx = (D W_hf diag(W_fh h)) ⊗ x,  ∂h/∂b_h = D.
+[<RequireQualifiedAccess>]
+module MultiplicativeRnn =
+    /// A multiplicative RNN with input size I, hidden size H and F factors.
+    [<CompiledName("Create")>]
+    let create (inputSize: int) (hiddenSize: int) (factors: int) : Cell =
+        Native.ensure ()
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        Check.positive (nameof factors) factors
+        let I, H, F = int64 inputSize, int64 hiddenSize, int64 factors
+        let L =
+            ParameterLayout [ "W_hx", [ H; I ]
+                              "W_fx", [ F; I ]
+                              "W_fh", [ F; H ]
+                              "W_hf", [ H; F ]
+                              "b_h", [ H ] ]
+
+        let forward (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let f = Tensors.linear (L.View(theta, "W_fx")) x // [B; F]
+            let u = Tensors.linear (L.View(theta, "W_fh")) h // [B; F]
+            let m = f * u // [B; F]
+            let hNext = (Tensors.linear (L.View(theta, "W_hx")) x + Tensors.linear (L.View(theta, "W_hf")) m + L.View(theta, "b_h")).tanh ()
+            f, u, m, hNext
+
+        let transition theta x h =
+            let _, _, _, hNext = forward theta x h
+            hNext
+
+        let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let f, u, m, hNext = forward theta x h
+            let D = Tensors.diag (1.0 - hNext * hNext) // [B; H; H]
+            let DW = D.matmul (L.View(theta, "W_hf")) // ∂h_t/∂m: [B; H; F]
+            let Ju = DW * f.unsqueeze 1L // ∂h_t/∂(W_fh h): [B; H; F]
+            let Jf = DW * u.unsqueeze 1L // ∂h_t/∂(W_fx x): [B; H; F]
+            { State = Ju.matmul (L.View(theta, "W_fh")) // [B; H; H]
+              Parameters =
+                torch.cat([| Tensors.wrtWeight D x; Tensors.wrtWeight Jf x; Tensors.wrtWeight Ju h; Tensors.wrtWeight D m; D |], 2L) }
+
+        { Name = "mrnn"
+          InputSize = inputSize
+          HiddenSize = hiddenSize
+          StateSize = hiddenSize
+          Layout = L
+          Transition = transition
+          Jacobians = Some jacobians
+          RowParameters = true
+          InitScale = 1.0 / sqrt (float hiddenSize)
+          Equations = "h_t = tanh(W_hx x + W_hf ((W_fx x) ⊙ (W_fh h_(t-1))) + b_h)" }

@@ -1,0 +1,52 @@
+/// The flat parameter vector θ ([P]) of a cell, with named views laid out so that the
+/// PyTorch-form cells map one to one onto weight_ih, weight_hh, bias_ih and bias_hh.
+namespace SeqNets
+
+open System
+open TorchSharp
+
+/// One named block of θ: its shape and where it starts.
+type ParameterBlock =
+    { Name: string
+      Shape: int64[]
+      Offset: int64 }
+    /// Number of scalars in the block.
+    member b.Count = Array.fold (*) 1L b.Shape
+
+/// The named blocks of a flat parameter vector, in order.
+type ParameterLayout(blocks: (string * int64 list) list) =
+    let blocks =
+        blocks
+        |> List.scan
+            (fun (prev: ParameterBlock option) (name, shape) ->
+                let offset = match prev with Some p -> p.Offset + p.Count | None -> 0L
+                Some { Name = name; Shape = Array.ofList shape; Offset = offset })
+            None
+        |> List.choose id
+    let byName = blocks |> List.map (fun b -> b.Name, b) |> dict
+    do
+        if byName.Count <> blocks.Length then
+            invalidArg "blocks" "ParameterLayout: expected distinct block names, but a name repeats."
+
+    /// The blocks in order.
+    member _.Blocks = blocks
+    /// Total number of parameters P.
+    member _.Count = blocks |> List.sumBy (fun b -> b.Count)
+    /// The block called name.
+    member _.Block(name: string) =
+        match byName.TryGetValue name with
+        | true, b -> b
+        | _ ->
+            let known = String.Join(", ", byName.Keys)
+            raise (ArgumentException($"name: expected one of {known}, but got '{name}'.", "name"))
+
+    /// The view of θ named name: θ is [P] (one parameter vector) giving the block's shape, or
+    /// [R; P] (one copy per row) giving [R; shape].
+    member l.View(theta: torch.Tensor, name: string) : torch.Tensor =
+        let b = l.Block name
+        if theta.dim () = 1L then theta.narrow(0L, b.Offset, b.Count).view b.Shape
+        else theta.narrow(1L, b.Offset, b.Count).view (Array.append [| theta.shape[0] |] b.Shape)
+
+    override l.ToString() =
+        let parts = blocks |> List.map (fun b -> $"""{b.Name} [{String.Join("; ", b.Shape)}]""")
+        $"""P = {l.Count}: {String.Join(", ", parts)}"""

@@ -1,0 +1,41 @@
+/// Small tensor helpers shared by the cells. Legend: B batch, R replicated rows, I input,
+/// H hidden, G gate rows, K a layer's input width, S state, P parameters.
+namespace SeqNets
+
+open TorchSharp
+type Tensor = torch.Tensor
+
+[<RequireQualifiedAccess>]
+module Tensors =
+    /// W x for every row: W is [G; K] (shared by the batch) or [B; G; K] (one matrix per row,
+    /// used when each row carries its own copy of the parameters); x is [B; K]. Returns [B; G].
+    let linear (W: Tensor) (x: Tensor) : Tensor =
+        if W.dim () = 2L then x.matmul (W.t ())
+        else torch.bmm(W, x.unsqueeze -1L).squeeze -1L
+
+    /// The Jacobian of y = W x with respect to W's entries, chained through J = ∂s/∂y:
+    /// ∂s_i/∂W_jk = J_ij x_k. J is [B; S; G], x is [B; K]; returns [B; S; G·K] in W's row-major order.
+    let wrtWeight (J: Tensor) (x: Tensor) : Tensor =
+        let B, S, G, K = J.shape[0], J.shape[1], J.shape[2], x.shape[1]
+        (J.unsqueeze -1L * x.unsqueeze(1L).unsqueeze 1L).reshape (B, S, G * K) // [B; S; G·K]
+
+    /// diag(d) for every row: d is [B; H], result [B; H; H].
+    let diag (d: Tensor) : Tensor = torch.diag_embed d
+
+    /// M · W for every row, where M is [B; S; G] and W is [G; K] (shared): [B; S; K].
+    let rightMul (M: Tensor) (W: Tensor) : Tensor = M.matmul W
+
+    /// Largest absolute entry, as a float.
+    let maxAbs (t: Tensor) : float =
+        use _ = torch.no_grad ()
+        if t.numel () = 0L then 0.0 else (use m = t.abs().max() in m.to_type(torch.float64).item<float> ())
+
+    /// Largest |x − y| divided by the largest |y| (the reference), 0 when both vanish.
+    let relativeError (x: Tensor) (reference: Tensor) : float =
+        use _ = torch.no_grad ()
+        let d = (use diff = x - reference in maxAbs diff)
+        let r = maxAbs reference
+        if d = 0.0 then 0.0 elif r = 0.0 then infinity else d / r
+
+    /// Column vector of floats as a 1-D tensor.
+    let ofArray (dtype: torch.ScalarType) (xs: float[]) = torch.tensor(xs, dtype = dtype)
