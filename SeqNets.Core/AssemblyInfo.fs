@@ -1,0 +1,6 @@
+namespace SeqNets
+
+open System.Runtime.CompilerServices
+
+[<assembly: InternalsVisibleTo("SeqNets.Tests")>]
+do ()
