@@ -7,6 +7,11 @@ namespace SeqNets.CSharp;
 /// </summary>
 public sealed record NetworkOptions
 {
+    /// <summary>Options with the defaults: seed 0, float32, no output layer, mean squared error.</summary>
+    public NetworkOptions()
+    {
+    }
+
     /// <summary>The defaults: seed 0, float32, no output layer, mean squared error.</summary>
     public static NetworkOptions Default { get; } = new();
 

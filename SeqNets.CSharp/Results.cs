@@ -18,7 +18,7 @@ public sealed class UnrollResult : IDisposable
     /// <summary>The outputs h_1 … h_T, the first H entries of s_1 … s_T: [T; B; H].</summary>
     public Tensor Outputs { get; }
 
-    /// <summary>The final state s_T: [B; S], a view of <see cref="States"/>.</summary>
+    /// <summary>The final state s_T: [B; S]. Each call returns a new view of <see cref="States"/>, which the caller may dispose.</summary>
     public Tensor FinalState => States[-1];
 
     /// <summary>Frees the native memory of both tensors.</summary>
@@ -41,7 +41,7 @@ public sealed class StepResult : IDisposable
     /// <summary>h_t: [B; H], the first H entries of the new state.</summary>
     public Tensor Output { get; }
 
-    /// <summary>s_t: [B; S].</summary>
+    /// <summary>The new state s_t: [B; S].</summary>
     public Tensor State { get; }
 
     /// <summary>Frees the native memory of both tensors.</summary>
@@ -91,13 +91,13 @@ public sealed class LossGradients : IDisposable
         InitialState = initialState;
     }
 
-    /// <summary>∂L/∂θ, the cell's parameters: [P].</summary>
+    /// <summary>∂L/∂θ, the gradient with respect to the cell's parameters: [P].</summary>
     public Tensor CellParameters { get; }
 
-    /// <summary>∂L/∂w_o, the output layer's parameters [V; c] flattened: [O·H + O].</summary>
+    /// <summary>∂L/∂w_o, the gradient with respect to the output layer's parameters [V; c] flattened: [O·H + O].</summary>
     public Tensor OutputParameters { get; }
 
-    /// <summary>∂L/∂s_0: [B; S].</summary>
+    /// <summary>∂L/∂s_0, the gradient with respect to the initial state: [B; S].</summary>
     public Tensor InitialState { get; }
 
     /// <summary>Frees the native memory of the three tensors.</summary>
