@@ -33,6 +33,13 @@ type Cell =
       Layout: ParameterLayout
       /// f(θ, x_t, s_{t−1}) = s_t, with x_t [B; I] and s_{t−1} [B; S].
       Transition: Tensor -> Tensor -> Tensor -> Tensor
+      /// The part of the pre-activations that depends on the input alone: θ → x [..; I] → [..; G].
+      /// Computing it for every step at once (one matrix product, or a table lookup for one-hot
+      /// inputs) is how the fast path runs the same equations.
+      InputProjection: (Tensor -> Tensor -> Tensor) option
+      /// s_t from a projected input: θ → px_t [B; G] → s_{t−1} → s_t, so that
+      /// Transition θ x s = ProjectedTransition θ (InputProjection θ x) s.
+      ProjectedTransition: (Tensor -> Tensor -> Tensor -> Tensor) option
       /// The hand-derived (c_t, b_t), when the cell has them.
       Jacobians: (Tensor -> Tensor -> Tensor -> StepJacobians) option
       /// Whether Transition also accepts θ as [B; P] (a copy of the parameters per row); lets
@@ -67,6 +74,8 @@ module Cell =
           StateSize = stateSize
           Layout = layout
           Transition = transition
+          InputProjection = None
+          ProjectedTransition = None
           Jacobians = None
           RowParameters = false
           InitScale = 1.0 / sqrt (float hiddenSize)

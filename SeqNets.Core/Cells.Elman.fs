@@ -43,7 +43,16 @@ module Elman =
             let W, U = L.View(theta, "weight_ih"), L.View(theta, "weight_hh")
             let b_ih, b_hh = L.View(theta, "bias_ih"), L.View(theta, "bias_hh")
             Tensors.linear W x + b_ih + Tensors.linear U h + b_hh // [B; H]
-        let transition theta x h = phi activation (preActivation theta x h)
+        // The fast form of the same equations: px = W x + b_ih + b_hh for all steps at once,
+        // then one fused b + U h per step.
+        let project (theta: Tensor) (x: Tensor) =
+            Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") + L.View(theta, "bias_hh")
+        let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
+            let U = L.View(theta, "weight_hh") // once per unroll, not per step
+            fun px h -> phi activation (Tensors.affine px h U)
+        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
+            let step = projected theta
+            fun x h -> step (project theta x) h
         let jacobians (theta: Tensor) (x: Tensor) (hPrev: Tensor) =
             let a = preActivation theta x hPrev // [B; H]
             let h = phi activation a
@@ -60,6 +69,8 @@ module Elman =
           StateSize = hiddenSize
           Layout = L
           Transition = transition
+          InputProjection = Some project
+          ProjectedTransition = Some projected
           Jacobians = Some jacobians
           RowParameters = true
           InitScale = 1.0 / sqrt (float hiddenSize)

@@ -66,9 +66,37 @@ module Gru =
             let hNext = z * h + (1.0 - z) * n // [B; H]
             r, z, q, n, hNext
 
-        let transition theta x h =
-            let _, _, _, _, hNext = forward theta x h
-            hNext
+        // The fast form of the same equations: the input half of every gate for all steps at
+        // once, then per step one fused product with U and few element-wise calls.
+        let project (theta: Tensor) (x: Tensor) =
+            let gi = Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") // [..; 3H]
+            match form with
+            | Lecture -> gi + L.View(theta, "bias_hh") // every b_hh sits outside r here
+            | PyTorch -> gi
+
+        // Staged: views of θ once per unroll (projected theta), not once per step.
+        let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
+          let U = L.View(theta, "weight_hh")
+          let b_hh = L.View(theta, "bias_hh")
+          let U_rz, U_n = Tensors.rows 0L (2L * H) U, Tensors.rows (2L * H) H U
+          fun px h ->
+            let split2 (t: Tensor) = let p = t.split([| 2L * H; H |], -1L) in p[0], p[1] // [B; 2H], [B; H]
+            let halves (t: Tensor) = let p = t.chunk(2L, -1L) in p[0], p[1]
+            let px_rz, px_n = split2 px
+            match form with
+            | Lecture ->
+                let r, z = halves ((Tensors.affine px_rz h U_rz).sigmoid ())
+                let n = (Tensors.affine px_n (r * h) U_n).tanh ()
+                n + z * (h - n) // z ⊙ h + (1 − z) ⊙ n
+            | PyTorch ->
+                let gh_rz, gh_n = split2 (Tensors.affine b_hh h U) // U h + b_hh
+                let r, z = halves ((px_rz + gh_rz).sigmoid ())
+                let n = torch.addcmul(px_n, r, gh_n, 1.0.ToScalar()).tanh ()
+                n + z * (h - n)
+
+        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
+            let step = projected theta
+            fun x h -> step (project theta x) h
 
         let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
             let r, z, q, n, _ = forward theta x h
@@ -106,6 +134,8 @@ module Gru =
           StateSize = hiddenSize
           Layout = L
           Transition = transition
+          InputProjection = Some project
+          ProjectedTransition = Some projected
           Jacobians = Some jacobians
           RowParameters = true
           InitScale = 1.0 / sqrt (float hiddenSize)

@@ -45,9 +45,28 @@ module Lstm =
             let h = o * tc // [B; H]
             hPrev, cPrev, i, f, g, o, c, tc, h
 
-        let transition theta x s =
-            let _, _, _, _, _, _, c, _, h = forward theta x s
-            torch.cat([| h; c |], -1L) // [B; 2H]
+        // The fast form of the same equations: px = W x + b_ih + b_hh for all steps at once, then
+        // per step one fused b + U h, the gates split at once, and addcmul for f ⊙ c + i ⊙ g.
+        let project (theta: Tensor) (x: Tensor) =
+            Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") + L.View(theta, "bias_hh") // [..; 4H]
+
+        // Staged: the views of θ are taken once per unroll (projected theta), not once per step,
+        // so the backward pass meets one view node instead of T.
+        let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
+          let U = L.View(theta, "weight_hh")
+          fun px s ->
+            // chunk, not narrow: the backward of one split is one concatenation, where every
+            // narrow's backward would fill and copy a full-size zero tensor.
+            let hc = s.chunk(2L, -1L)
+            let hPrev, cPrev = hc[0], hc[1]
+            let pre = (Tensors.affine px hPrev U).chunk(4L, -1L) // 4 × [B; H]
+            let i, f, g, o = pre[0].sigmoid (), pre[1].sigmoid (), pre[2].tanh (), pre[3].sigmoid ()
+            let c = torch.addcmul(f * cPrev, i, g, 1.0.ToScalar()) // f ⊙ c_{t−1} + i ⊙ g
+            torch.cat([| o * c.tanh (); c |], -1L) // [h_t; c_t]: [B; 2H]
+
+        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
+            let step = projected theta
+            fun x s -> step (project theta x) s
 
         let jacobians (theta: Tensor) (x: Tensor) (s: Tensor) =
             let hPrev, cPrev, i, f, g, o, _, tc, _ = forward theta x s
@@ -72,6 +91,8 @@ module Lstm =
           StateSize = 2 * hiddenSize
           Layout = L
           Transition = transition
+          InputProjection = Some project
+          ProjectedTransition = Some projected
           Jacobians = Some jacobians
           RowParameters = true
           InitScale = 1.0 / sqrt (float hiddenSize)

@@ -52,9 +52,21 @@ module MultiplicativeRnn =
             let hNext = (Tensors.linear (L.View(theta, "W_hx")) x + Tensors.linear (L.View(theta, "W_hf")) m + L.View(theta, "b_h")).tanh ()
             f, u, m, hNext
 
-        let transition theta x h =
-            let _, _, _, hNext = forward theta x h
-            hNext
+        // The fast form of the same equations: [W_hx x + b_h; W_fx x] for all steps at once.
+        let project (theta: Tensor) (x: Tensor) =
+            torch.cat([| Tensors.linear (L.View(theta, "W_hx")) x + L.View(theta, "b_h"); Tensors.linear (L.View(theta, "W_fx")) x |], -1L) // [..; H + F]
+
+        let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
+          let W_fh, W_hf = L.View(theta, "W_fh"), L.View(theta, "W_hf") // once per unroll, not per step
+          fun px h ->
+            let parts = px.split([| H; F |], -1L)
+            let a, f = parts[0], parts[1] // W_hx x_t + b_h, W_fx x_t
+            let m = f * Tensors.linear W_fh h // [B; F]
+            (Tensors.affine a m W_hf).tanh ()
+
+        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
+            let step = projected theta
+            fun x h -> step (project theta x) h
 
         let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
             let f, u, m, hNext = forward theta x h
@@ -72,6 +84,8 @@ module MultiplicativeRnn =
           StateSize = hiddenSize
           Layout = L
           Transition = transition
+          InputProjection = Some project
+          ProjectedTransition = Some projected
           Jacobians = Some jacobians
           RowParameters = true
           InitScale = 1.0 / sqrt (float hiddenSize)

@@ -165,24 +165,45 @@ type CharModel(config: ModelConfig, dtype: torch.ScalarType, seed: uint64) =
         let T = int ids.shape[0]
         let weights = defaultArg boundaryWeights (Array.create T 1.0)
         if weights.Length <> T then Check.fail "boundaryWeights" $"boundaryWeights: expected T = {T} weights, but got {weights.Length}."
-        let x = m.OneHot ids // [T; B; V]
+        let x = lazy (m.OneHot ids) // [T; B; V]
         match path with
         | Step ->
             let scale (w: float) (s: torch.Tensor) =
                 if w = 1.0 then s
                 elif w = 0.0 then s.detach ()
                 else let d = s.detach () in d + (s - d) * w
-            let mutable input = x
+            // Layer inputs: ids for the first layer, the previous layer's outputs [T; B; H] after.
+            let mutable dense: torch.Tensor option = None
             let finals =
                 Array.init L (fun l ->
                     let cell, theta = cells[l], m.CellParameters l
                     let mutable s = states[l]
                     let outs = Array.zeroCreate T
-                    for t in 0 .. T - 1 do
-                        s <- cell.Transition theta input[t] (scale weights[t] s) // [B; S]
-                        outs[t] <- Cell.output cell s // [B; H]
-                    input <- torch.stack(outs, 0L) // [T; B; H]
+                    match cell.InputProjection, cell.ProjectedTransition with
+                    | Some project, Some projected ->
+                        // The input half of the pre-activations for every step at once: for one-hot
+                        // characters a lookup in the projection of the V unit vectors.
+                        let px =
+                            match dense with
+                            | None ->
+                                let table = project theta (torch.eye(int64 V, dtype = dtype)) // [V; G]
+                                table.index_select(0L, ids.reshape(-1L)).view(int64 T, ids.shape[1], -1L) // [T; B; G]
+                            | Some d -> project theta d // [T; B; G]
+                        let pxs = px.unbind 0L // T × [B; G]; one backward for all
+                        let step = projected theta // views of θ once for the whole unroll
+                        for t in 0 .. T - 1 do
+                            s <- step pxs[t] (scale weights[t] s) // [B; S]
+                            outs[t] <- s
+                    | _ ->
+                        let input = (match dense with Some d -> d | None -> x.Value).unbind 0L
+                        let step = cell.Transition theta
+                        for t in 0 .. T - 1 do
+                            s <- step input[t] (scale weights[t] s) // [B; S]
+                            outs[t] <- s
+                    // The outputs h_t, read once from all states: [T; B; H].
+                    dense <- Some(Cell.output cell (torch.stack(outs, 0L)))
                     s)
+            let input = dense.Value
             OutputLayer.apply output m.OutputParameters input, finals
         | Fused ->
             let md =
@@ -197,7 +218,7 @@ type CharModel(config: ModelConfig, dtype: torch.ScalarType, seed: uint64) =
             let mutable current = states |> Array.map (fun s -> if weights[0] = 0.0 then s.detach () else s)
             let outs = ResizeArray()
             for stop in cuts do
-                let seg = x.narrow(0L, int64 start, int64 (stop - start))
+                let seg = x.Value.narrow(0L, int64 start, int64 (stop - start))
                 let hs, next =
                     match config.Kind with
                     | Lstm ->

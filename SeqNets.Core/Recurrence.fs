@@ -57,8 +57,10 @@ module Recurrence =
         let T = int xs.shape[0]
         let states = Array.zeroCreate (T + 1)
         states[0] <- s0
+        let step = cell.Transition theta // views of θ taken once for the whole unroll
+        let inputs = xs.unbind 0L
         for t in 1 .. T do
-            states[t] <- cell.Transition theta xs[t - 1] states[t - 1] // [B; S]
+            states[t] <- step inputs[t - 1] states[t - 1] // [B; S]
         torch.stack(states, 0L) // [T+1; B; S]
 
     /// Runs s_t = f(x_t, s_{t−1}) over xs [T; B; I] from s_0 [B; S] (or [S]) and returns every

@@ -13,6 +13,15 @@ module Tensors =
         if W.dim () = 2L then x.matmul (W.t ())
         else torch.bmm(W, x.unsqueeze -1L).squeeze -1L
 
+    /// b + W x for every row in one fused call (addmm): W is [G; K] (shared) or [B; G; K] (one
+    /// matrix per row), x is [B; K], b broadcasts to [B; G].
+    let affine (b: Tensor) (x: Tensor) (W: Tensor) : Tensor =
+        if W.dim () = 2L then torch.addmm(b, x, W.t (), 1.0f, 1.0f)
+        else b + torch.bmm(W, x.unsqueeze -1L).squeeze -1L
+
+    /// Rows [start, start + count) of a [G; K] or [B; G; K] weight.
+    let rows (start: int64) (count: int64) (W: Tensor) : Tensor = W.narrow(W.dim () - 2L, start, count)
+
     /// The Jacobian of y = W x with respect to W's entries, chained through J = ∂s/∂y:
     /// ∂s_i/∂W_jk = J_ij x_k. J is [B; S; G], x is [B; K]; returns [B; S; G·K] in W's row-major order.
     let wrtWeight (J: Tensor) (x: Tensor) : Tensor =

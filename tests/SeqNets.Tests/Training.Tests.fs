@@ -228,7 +228,9 @@ let tests =
             }
         ]
 
-        test "10,000 training steps leave no live tensors behind and keep resident memory flat" {
+        // Sequenced: Expecto runs these alone, after the parallel tests, so that the global
+        // live-tensor count and the resident size are this test's own.
+        testSequenced <| test "10,000 training steps leave no live tensors behind and keep resident memory flat" {
             let corpus = Corpus.split 1.0 (String.replicate 20 "memory stays flat. ")
             use model = new CharModel(config Lstm corpus.Vocabulary.Size 8, torch.float32, 4UL)
             use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Batch = 2; SequenceLength = 6; Path = Some Step })
