@@ -90,6 +90,9 @@ module Bptt =
     /// (c) a_t by reverse-mode autodiff through the whole unrolled graph: [T; B; S; P].
     [<CompiledName("ByAutodiff")>]
     let byAutodiff (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
+        Cell.checkTheta cell "theta" theta
+        Recurrence.checkSequence cell theta xs
+        let s0 = InitialState.resolve cell theta.dtype xs.shape[1] (Given s0) // [S] → [B; S]
         Autodiff.stateParameterJacobian cell theta xs s0
 
     /// ∂s_t/∂s_0 = Π_{j=1}^{t} c_j for t = 1..T: [T; B; S; S].

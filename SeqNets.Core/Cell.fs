@@ -19,7 +19,7 @@ type StepJacobians =
       Parameters: Tensor }
 
 /// A recurrent cell. Build one with the functions of the Cells modules or Cell.custom.
-[<NoComparison; NoEquality>]
+[<NoComparison; NoEquality; StructuredFormatDisplay("{Display}")>]
 type Cell =
     { /// A short name, e.g. "elman-tanh".
       Name: string
@@ -53,6 +53,8 @@ type Cell =
     member c.ParameterCount = int c.Layout.Count
     override c.ToString() =
         $"{c.Name} (I = {c.InputSize}, H = {c.HiddenSize}, S = {c.StateSize}, P = {c.ParameterCount})"
+    /// What F# Interactive shows: the name and the sizes.
+    member c.Display = c.ToString()
 
 [<RequireQualifiedAccess>]
 module Cell =

@@ -265,7 +265,9 @@ module Native =
             |> List.filter (String.IsNullOrEmpty >> not)
             |> List.map Path.GetDirectoryName
         let rid = "runtimes/linux-x64/native"
-        probe @ (assemblyDirs |> List.collect (fun d -> [ d; Path.Combine(d, rid) ])) @ [ Path.Combine(AppContext.BaseDirectory, rid) ]
+        // In a NuGet package the native files sit at ../../runtimes/… from lib/<framework>/.
+        probe @ (assemblyDirs |> List.collect (fun d -> [ d; Path.Combine(d, rid); Path.Combine(d, "..", "..", rid) ]))
+        @ [ Path.Combine(AppContext.BaseDirectory, rid) ]
         |> List.map (fun d -> Path.GetFullPath(d).TrimEnd('/'))
         |> List.distinct
 
@@ -282,28 +284,99 @@ module Native =
             $"{n.File} lacks version {n.Version} (needed by {uses})")
         |> String.concat "; "
 
-    let private prepare (library: string) =
+    /// The folder under which private fixed copies live: $SEQNETS_NATIVE_CACHE, else
+    /// $XDG_CACHE_HOME/seqnets/native, else ~/.cache/seqnets/native.
+    let cacheRoot () =
+        match Environment.GetEnvironmentVariable "SEQNETS_NATIVE_CACHE" with
+        | null | "" ->
+            let xdg = Environment.GetEnvironmentVariable "XDG_CACHE_HOME"
+            let baseDir =
+                if String.IsNullOrEmpty xdg then Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache")
+                else xdg
+            Path.Combine(baseDir, "seqnets", "native")
+        | p -> p
+
+    /// Folders holding libtorch's own libraries (libtorch_cpu.so and its companions): the
+    /// probed folders first, then the libtorch-cpu-linux-x64 package that TorchSharp expects.
+    let libtorchDirectories () =
+        let probed = candidateDirectories () |> List.filter (fun d -> File.Exists(Path.Combine(d, "libtorch_cpu.so")))
+        let fromPackages =
+            let version =
+                let f = typeof<TorchSharp.torch>.GetField("libtorchPackageVersion", Reflection.BindingFlags.Static ||| Reflection.BindingFlags.NonPublic ||| Reflection.BindingFlags.Public)
+                if isNull f then None else Some(string (f.GetValue null))
+            nugetRoots ()
+            |> List.collect (fun root ->
+                let pkg = Path.Combine(root, "libtorch-cpu-linux-x64")
+                if not (Directory.Exists pkg) then []
+                else
+                    Directory.GetDirectories pkg
+                    // TorchSharp names 2.10.0.0 what the package folder calls 2.10.0.
+                    |> Array.filter (fun d -> version.IsNone || (version.Value + ".").StartsWith(Path.GetFileName d + "."))
+                    |> Array.sortDescending
+                    |> Array.map (fun d -> Path.Combine(d, "runtimes", "linux-x64", "native"))
+                    |> Array.filter (fun d -> File.Exists(Path.Combine(d, "libtorch_cpu.so")))
+                    |> Array.toList)
+        (probed @ fromPackages) |> List.distinct
+
+    /// A fixed copy of `library` in a private folder of the cache root, next to links to every
+    /// other native library of its folder and of libtorch's, so that the copy finds its
+    /// companions through its $ORIGIN run path. The original is only read. Made once per
+    /// library (keyed by its path, size and time) and reused; built in a temporary folder and
+    /// renamed into place, so that a concurrent process never sees it half made.
+    let privateCopyIn (root: string) (d: NativeDiagnosis) : string =
+        let info = FileInfo d.Library
+        let key =
+            let text = $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}"
+            Convert.ToHexString(Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text)).Substring(0, 16).ToLowerInvariant()
+        let dir = Path.Combine(root, key)
+        let target = Path.Combine(dir, libName)
+        if not (File.Exists target) then
+            Directory.CreateDirectory root |> ignore
+            let temp = Path.Combine(root, $".{key}.{Environment.ProcessId}.{Guid.NewGuid():N}")
+            Directory.CreateDirectory temp |> ignore
+            try
+                for source in info.DirectoryName :: libtorchDirectories () do
+                    for f in Directory.GetFiles source do
+                        let name = Path.GetFileName f
+                        let link = Path.Combine(temp, name)
+                        if name <> libName && name.Contains ".so" && not (File.Exists link) then
+                            File.CreateSymbolicLink(link, f) |> ignore
+                File.Copy(d.Library, Path.Combine(temp, libName))
+                applyFix { d with Library = Path.Combine(temp, libName) } |> ignore
+                try Directory.Move(temp, dir)
+                with :? IOException when File.Exists target -> () // another process made it first
+            finally
+                if Directory.Exists temp then Directory.Delete(temp, true)
+        target
+
+    /// privateCopyIn under the cache root.
+    let privateCopy (d: NativeDiagnosis) = privateCopyIn (cacheRoot ()) d
+
+    /// Makes `library` loadable and returns the path to load: the library itself when it needs
+    /// nothing or could be fixed in place, else a private fixed copy.
+    let private prepare (library: string) : string =
         let d = diagnose library
         match d.Unfixable with
         | _ :: _ ->
             raise (EngineLoadException(
                 $"libtorch cannot run on this system: {describe d} in '{library}'. Those symbols are used by "
                 + "real code, so only a newer C++ runtime (GCC 13's libstdc++ or later) can satisfy them."))
+        | [] when d.Fixable.IsEmpty -> library
         | [] ->
-            if not d.Fixable.IsEmpty then
-                if isInPackageCache library then
+            let copy () =
+                try privateCopy d
+                with e ->
                     raise (EngineLoadException(
-                        $"'{library}' needs a one-flag fix to load on this system ({describe d}), but it lies in the NuGet "
-                        + "package cache, which SeqNets never modifies. Reference SeqNets from a built project so that the "
-                        + "native files are copied to its output folder."))
+                        $"'{library}' needs a one-flag fix to load on this system ({describe d}); it cannot be fixed in place "
+                        + $"and a private copy under '{cacheRoot ()}' could not be made: {e.Message}", e))
+            if isInPackageCache library then copy ()
+            else
                 try
                     applyFix d |> ignore
+                    library
                 with
                 | :? UnauthorizedAccessException
-                | :? IOException as e ->
-                    raise (EngineLoadException(
-                        $"'{library}' needs a one-flag fix to load on this system ({describe d}), but it could not be "
-                        + $"rewritten: {e.Message}", e))
+                | :? IOException -> copy ()
 
     let private load () =
         if OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture = Architecture.X64 then
@@ -313,8 +386,8 @@ module Native =
                 raise (EngineLoadException(
                     $"{libName} was not found in any of: {dirs}. Add a PackageReference to TorchSharp-cpu "
                     + "(SeqNets.Core brings it) and build the project so that the native files are copied."))
-            | library :: _ ->
-                prepare library
+            | found :: _ ->
+                let library = prepare found
                 let mutable handle = IntPtr.Zero
                 let mutable error = ""
                 try

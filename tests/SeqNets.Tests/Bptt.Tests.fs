@@ -150,6 +150,19 @@ let tests =
                 close "τ = 1" 0.0 (Bptt.byTruncatedSum 1 j) j.Parameters)
         ]
 
+        test "a shared initial state [S] gives the same ∂s_t/∂θ as its rows [B; S], on every route" {
+            use _ = torch.NewDisposeScope()
+            let cell = Cells.Lstm.create 4 7
+            let case = Verify.randomCase cell torch.float64 Moderate 6 3 (generator 21)
+            let shared = case.InitialState[0L] // [S]
+            let rows = shared.unsqueeze(0L).expand(3L, -1L).contiguous () // [B; S]
+            let autodiffShared = Bptt.byAutodiff cell case.Theta case.Inputs shared
+            let autodiffRows = Bptt.byAutodiff cell case.Theta case.Inputs rows
+            close "autodiff, [S] vs [B; S]" 0.0 autodiffShared autodiffRows
+            let states = Recurrence.unroll cell case.Theta case.Inputs shared
+            close "closed form vs autodiff" exact (Bptt.byClosedForm (Bptt.jacobians cell case.Theta case.Inputs states)) autodiffShared
+        }
+
         test "Enc → g → Dec is the unroll between an encoder and a decoder" {
             use _ = torch.NewDisposeScope()
             let g = generator 9

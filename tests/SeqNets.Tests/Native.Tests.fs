@@ -126,6 +126,26 @@ let tests =
             Expect.isEmpty (Native.diagnose loaded).Missing "every version it needs is defined or weak"
         }
 
+        test "a library in the package cache gets a private fixed copy that finds libtorch through links" {
+            let dir = Directory.CreateTempSubdirectory "seqnets-cache-"
+            try
+                let library = pristine ()
+                let before = File.ReadAllBytes library
+                let d = Native.diagnoseWith (providesAllBut library [ "GLIBCXX_3.4.32" ]) library
+                let copy = Native.privateCopyIn dir.FullName d
+                Expect.sequenceEqual (File.ReadAllBytes library) before "the package's file is only read"
+                Expect.isFalse (Native.isInPackageCache copy) "the copy lives outside the package cache"
+                let after = File.ReadAllBytes copy
+                let changed = [ for i in 0 .. before.Length - 1 do if before[i] <> after[i] then yield i ]
+                Expect.equal changed [ d.Fixable.Head.FlagsOffset ] "the copy differs by the one flag"
+                let companion = Path.Combine(Path.GetDirectoryName copy, "libtorch_cpu.so")
+                Expect.isTrue (File.Exists companion) "libtorch_cpu.so is reachable next to the copy"
+                Expect.isNotNull (FileInfo(companion).LinkTarget) "as a link, not a copy"
+                Expect.equal (Native.privateCopyIn dir.FullName d) copy "made once, then reused"
+            finally
+                dir.Delete true
+        }
+
         test "the package cache is recognised and never written" {
             Expect.isTrue (Native.isInPackageCache (pristine ())) "package folder"
             Expect.isFalse (Native.isInPackageCache (Path.Combine(Path.GetTempPath(), "x", "libLibTorchSharp.so"))) "temp folder"
