@@ -23,6 +23,7 @@ type TrainArgs =
     | Hidden of int
     | Layers of int
     | Steps of int
+    | Minutes of float
     | Batch of int
     | Seq_Length of int
     | Bptt of string
@@ -45,13 +46,14 @@ type TrainArgs =
             | Cell _ -> "elman-tanh, elman-relu, gru, gru-lecture, lstm or mrnn-F (default lstm)."
             | Hidden _ -> "hidden units per layer (default 128)."
             | Layers _ -> "stacked layers (default 1)."
-            | Steps _ -> "training steps (default 1000)."
+            | Steps _ -> "training steps (default: train for --minutes)."
+            | Minutes _ -> "training time when --steps is not given (default 1)."
             | Batch _ -> "parallel streams B (default 32)."
             | Seq_Length _ -> "steps per batch T (default 64)."
             | Bptt _ -> "full, truncated:τ or randomized:m (default truncated:T)."
             | Optimizer _ -> "adam, rmsprop[:alpha], adagrad or sgd[:momentum] (default adam)."
             | Lr _ -> "learning rate (default 2e-3)."
-            | Cosine -> "decay the learning rate along a cosine to 10% at the last step."
+            | Cosine -> "decay the learning rate along a cosine to 10% at the last step (needs --steps)."
             | Clip _ -> "clip the gradient's global norm (default 5)."
             | Clip_Value _ -> "clip every gradient entry to [-v, v] instead."
             | Path _ -> "fused (libtorch's kernels) or step (the cells' equations); default: the fastest available."
@@ -97,17 +99,22 @@ let private trainOptions (a: ParseResults<TrainArgs>) : TrainCommand.Options =
         match a.TryGetResult Clip_Value with
         | Some v -> ByValue v
         | None -> ByNorm(a.GetResult(Clip, 5.0))
-    let steps = a.GetResult(Steps, 1000)
+    let steps = a.TryGetResult Steps
     { TextFile = a.TryGetResult Text
       Kind = CellKind.parse (a.GetResult(Cell, "lstm"))
       Hidden = a.GetResult(Hidden, 128)
       Layers = a.GetResult(Layers, 1)
       Steps = steps
+      Minutes = a.GetResult(Minutes, 1.0)
       Training =
         { Strategy = (match a.TryGetResult Bptt with Some s -> BpttStrategy.parse s | None -> Truncated T)
           Optimizer = OptimizerKind.parse (a.GetResult(Optimizer, "adam"))
           LearningRate = a.GetResult(Lr, 2e-3)
-          Schedule = (if a.Contains Cosine then Schedule.Cosine(steps, 0.1) else Constant)
+          Schedule =
+            (match a.Contains Cosine, steps with
+             | true, Some n -> Schedule.Cosine(n, 0.1)
+             | true, None -> raise (ArgumentException("cosine: a cosine schedule needs --steps to know where it ends.", "cosine"))
+             | false, _ -> Constant)
           Clipping = clipping
           Batch = a.GetResult(Batch, 32)
           SequenceLength = T

@@ -27,7 +27,9 @@ type Options =
       Kind: CellKind
       Hidden: int
       Layers: int
-      Steps: int
+      /// Train this many steps; None: train for Minutes.
+      Steps: int option
+      Minutes: float
       Training: TrainingConfig
       Double: bool
       OutDir: string
@@ -89,8 +91,18 @@ let run (o: Options) : int =
     Console.CancelKeyPress.AddHandler onCancel
     let losses = ResizeArray<int * float>()
     let validation = ResizeArray<int * float>()
-    let target = trainer.StepCount + o.Steps
+    let first = trainer.StepCount
+    let budget = TimeSpan.FromMinutes o.Minutes
     let sw = Stopwatch.StartNew()
+    let finished () =
+        match o.Steps with
+        | Some n -> trainer.StepCount >= first + n
+        | None -> sw.Elapsed >= budget
+    /// Fraction done, for the progress display and the ETA.
+    let progress () =
+        match o.Steps with
+        | Some n -> float (trainer.StepCount - first) / float n
+        | None -> sw.Elapsed.TotalSeconds / budget.TotalSeconds
     let mutable chars = 0L
     let validate () =
         let v = Training.evaluate model trainer.Path corpus.Validation t.Batch t.SequenceLength 20
@@ -103,7 +115,7 @@ let run (o: Options) : int =
         $"loss {loss}  val {v}  {rate} chars/s"
     let interactive = AnsiConsole.Profile.Capabilities.Interactive
     let loop (report: StepReport -> unit) =
-        while trainer.StepCount < target && not cts.IsCancellationRequested do
+        while not (finished ()) && not cts.IsCancellationRequested do
             let r = trainer.Step()
             chars <- chars + int64 r.Characters
             losses.Add((r.Step, r.Loss))
@@ -115,16 +127,18 @@ let run (o: Options) : int =
         AnsiConsole.Progress()
             .Columns(TaskDescriptionColumn(), ProgressBarColumn(), PercentageColumn(), ElapsedTimeColumn(), RemainingTimeColumn(), SpinnerColumn())
             .Start(fun ctx ->
-                let task = ctx.AddTask("training", true, float o.Steps)
+                let task = ctx.AddTask("training", true, 1000.0)
                 loop (fun r ->
-                    task.Increment 1.0
-                    task.Description <- describe r))
+                    task.Value <- 1000.0 * min 1.0 (progress ())
+                    task.Description <- $"step {r.Step}  {describe r}"))
     else
-        let every = max 1 (o.Steps / 20)
+        let mutable lastPrint = TimeSpan.Zero
         loop (fun r ->
-            if r.Step % every = 0 || r.Step = target then
-                let eta = TimeSpan.FromSeconds(sw.Elapsed.TotalSeconds / float (r.Step - (target - o.Steps)) * float (target - r.Step))
-                printfn "step %d/%d  %s  eta %s" r.Step target (describe r) (eta.ToString(@"hh\:mm\:ss")))
+            let p = progress ()
+            if sw.Elapsed - lastPrint >= TimeSpan.FromSeconds 5.0 || finished () then
+                lastPrint <- sw.Elapsed
+                let eta = TimeSpan.FromSeconds(if p > 0.0 then sw.Elapsed.TotalSeconds * (1.0 - p) / p else 0.0)
+                printfn "step %d (%3.0f%%)  %s  eta %s" r.Step (100.0 * min 1.0 p) (describe r) (eta.ToString(@"hh\:mm\:ss")))
     Console.CancelKeyPress.RemoveHandler onCancel
     let v = validate ()
     Directory.CreateDirectory o.OutDir |> ignore

@@ -60,22 +60,51 @@ module Sampling =
             | p -> p
         let ids = Vocabulary.encode vocabulary prime
         let rng = SplitMix(options.Seed)
-        let path = model.DefaultPath
         use _ = torch.no_grad ()
         let out = Text.StringBuilder(length)
-        let readLogits (logits: torch.Tensor) = // [1; 1; V] → float[]
-            (use l = logits[-1L, 0L].to_type torch.float64 in l.data<float>().ToArray())
+        let readLogits (logits: torch.Tensor) = // [.., V] → the last row as float[]
+            let V = logits.shape[int (logits.dim ()) - 1]
+            use rows = logits.reshape(-1L, V)
+            use last = rows[rows.shape[0] - 1L].to_type torch.float64
+            last.data<float>().ToArray()
+        // Prime with one pass over the prime text (the fastest path), then step one character at a time.
         let mutable state, logits =
             use scope = torch.NewDisposeScope()
-            let logits, finals = model.Forward(path, torch.tensor(ids).reshape(int64 ids.Length, 1L), model.ZeroState 1)
+            let logits, finals = model.Forward(model.DefaultPath, torch.tensor(ids).reshape(int64 ids.Length, 1L), model.ZeroState 1)
             finals |> Array.map (fun s -> s.MoveToOuterDisposeScope()), readLogits logits
-        for _ in 1 .. length do
-            let next = draw options rng logits
-            out.Append(vocabulary.Char next) |> ignore
-            use scope = torch.NewDisposeScope()
-            let l, finals = model.Forward(path, torch.tensor([| int64 next |]).reshape(1L, 1L), state)
-            for s in state do s.Dispose()
-            state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
-            logits <- readLogits l
+        let cells = model.Cells
+        let staged = cells |> Array.forall (fun c -> c.InputProjection.IsSome && c.ProjectedTransition.IsSome)
+        if staged then
+            // Per character: a row of the first layer's input table, one projected step per layer,
+            // the output layer — the views and the table are made once.
+            let V = int64 model.Config.VocabularySize
+            let table = cells[0].InputProjection.Value (model.CellParameters 0) (torch.eye(V, dtype = model.DType)) // [V; G]
+            let steps = cells |> Array.mapi (fun l c -> c.ProjectedTransition.Value (model.CellParameters l))
+            let projections = cells |> Array.mapi (fun l c -> c.InputProjection.Value (model.CellParameters l))
+            let wo = model.OutputParameters
+            for _ in 1 .. length do
+                let next = draw options rng logits
+                out.Append(vocabulary.Char next) |> ignore
+                use scope = torch.NewDisposeScope()
+                let mutable px = table.narrow(0L, int64 next, 1L) // [1; G]
+                let finals = Array.zeroCreate cells.Length
+                for l in 0 .. cells.Length - 1 do
+                    let s = steps[l] px state[l]
+                    finals[l] <- s
+                    let h = Cell.output cells[l] s // [1; H]
+                    if l + 1 < cells.Length then px <- projections[l + 1] h
+                    else logits <- readLogits (OutputLayer.apply model.Output wo h)
+                for s in state do s.Dispose()
+                state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
+            table.Dispose()
+        else
+            for _ in 1 .. length do
+                let next = draw options rng logits
+                out.Append(vocabulary.Char next) |> ignore
+                use scope = torch.NewDisposeScope()
+                let l, finals = model.Forward(Step, torch.tensor([| int64 next |]).reshape(1L, 1L), state)
+                for s in state do s.Dispose()
+                state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
+                logits <- readLogits l
         for s in state do s.Dispose()
         out.ToString()
