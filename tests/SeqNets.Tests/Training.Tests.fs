@@ -201,6 +201,23 @@ let tests =
                 Expect.notEqual (gen 1UL) (gen 2UL) "seed matters"
                 Expect.equal (gen 1UL).Length 60 "length"
             }
+            yield test "the per-character sampler runs the same model as Forward, for stacked and step-only cells" {
+                for kind in [ Lstm; GruLecture; MultiplicativeRnn 4 ] do
+                    use _ = torch.NewDisposeScope()
+                    let corpus = Corpus.split 1.0 "the quick brown fox jumps over the lazy dog"
+                    use model = new CharModel({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 9; Layers = 2 }, torch.float64, 8UL)
+                    let greedy = { Temperature = 1.0; TopK = 1; Seed = 0UL }
+                    let sampled = Sampling.generate model corpus.Vocabulary "the " 30 greedy
+                    // Reference: the whole text so far through Forward, argmax of the last logits.
+                    use _ = torch.no_grad ()
+                    let mutable text = "the "
+                    for _ in 1 .. 30 do
+                        let ids = torch.tensor(Vocabulary.encode corpus.Vocabulary text).reshape(-1L, 1L)
+                        let logits, _ = model.Forward(Step, ids, model.ZeroState 1)
+                        let next = logits[-1L, 0L].argmax().item<int64> ()
+                        text <- text + string (corpus.Vocabulary.Char(int next))
+                    Expect.equal sampled text[4 ..] $"{kind}: greedy text"
+            }
             yield test "top-k = 1 is the argmax" {
                 let logits = [| 0.1; 2.0; -1.0; 1.9 |]
                 for seed in 1UL .. 20UL do
