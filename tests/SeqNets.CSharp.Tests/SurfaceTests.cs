@@ -87,6 +87,11 @@ public class SurfaceTests
     {
         var types = Facade.GetExportedTypes();
         Assert.Contains(typeof(RecurrentNetwork), types);
+        // The character-model surface is walked too.
+        foreach (var t in new[] { typeof(CharCorpus), typeof(CharModelOptions), typeof(TrainingOptions), typeof(CharLanguageModel),
+                     typeof(TrainingProgress), typeof(TrainingSummary), typeof(SeqNetsCheckpointException), typeof(CellKind),
+                     typeof(BpttStrategy), typeof(OptimizerKind), typeof(LearningRateSchedule), typeof(ClippingKind), typeof(ExecutionPath) })
+            Assert.Contains(t, types);
         Assert.True(types.Length >= 10, $"expected the whole facade, but found only {types.Length} public types");
         var offences = SurfaceOffences(types);
         Assert.True(offences.Count == 0, "The C# surface must look like C#:\n" + string.Join("\n", offences));
@@ -102,6 +107,8 @@ public class SurfaceTests
         Assert.NotEmpty(Offences("unit", typeof(Func<Unit>)));
         Assert.NotEmpty(Offences("F# tuple", typeof(Tuple<int, string>)));
         Assert.NotEmpty(Offences("core type", typeof(SeqNets.Cell)));
+        Assert.NotEmpty(Offences("core checkpoint exception", typeof(SeqNets.CheckpointException)));
+        Assert.NotEmpty(Offences("core task result", typeof(Task<SeqNets.StepReport>)));
         Assert.Empty(Offences("C# type", typeof(Func<TorchSharp.torch.Tensor, IReadOnlyList<long>>)));
         // And on a whole type: an F# record's surface is full of F# types.
         Assert.NotEmpty(SurfaceOffences(new[] { typeof(SeqNets.Cell) }));

@@ -1,0 +1,496 @@
+using System.Collections.ObjectModel;
+using System.Diagnostics;
+
+namespace SeqNets.CSharp;
+
+/// <summary>
+/// A character-level language model, the lecture's running example: one-hot characters, L stacked
+/// recurrent layers, y_t = V h_t + c and a softmax over the next character. It trains on a
+/// <see cref="CharCorpus"/>, predicts and samples text, and saves to and loads from checkpoint files.
+/// It owns native memory: dispose it when done.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Every model does its tensor work on a thread of its own, one call after another; the synchronous
+/// methods wait for it and <see cref="TrainAsync"/> does not. Calls from several threads are
+/// therefore safe and run in turn, and a caller's TorchSharp dispose scope never captures the
+/// model's tensors.
+/// </para>
+/// <para>
+/// Cancelling a training run is not an error: the run finishes the step it is on and returns a
+/// <see cref="TrainingSummary"/> whose <see cref="TrainingSummary.Cancelled"/> is true, and the model
+/// can be used, trained further or saved as usual. A caller that prefers an exception calls
+/// <c>cancellationToken.ThrowIfCancellationRequested()</c> after the run returns.
+/// </para>
+/// </remarks>
+public sealed class CharLanguageModel : IDisposable
+{
+    private const int ValidationBatches = 20;
+
+    private readonly EngineThread _engine;
+    private readonly CharModel _model;
+    private readonly SeqNets.Vocabulary _vocabulary;
+    private readonly CancellationTokenSource _disposing = new();
+    private Trainer? _trainer;
+    private TrainingOptions? _trainerOptions;
+    private CheckpointContents? _checkpoint;
+    private int _earlierSteps;
+    private volatile bool _disposed;
+    private bool _training;
+    private bool _releaseAfterRun;
+
+    private CharLanguageModel(EngineThread engine, CharModel model, SeqNets.Vocabulary vocabulary, CharCorpus? corpus, CharModelOptions options)
+    {
+        _engine = engine;
+        _model = model;
+        _vocabulary = vocabulary;
+        Corpus = corpus;
+        Options = options;
+        Vocabulary = new ReadOnlyCollection<char>(vocabulary.Characters.ToArray());
+    }
+
+    /// <summary>
+    /// A new, untrained model over the corpus's vocabulary, its parameters drawn from
+    /// U(−1/√H, 1/√H) by a generator seeded with <see cref="CharModelOptions.Seed"/>.
+    /// </summary>
+    /// <param name="corpus">The text the model will train on; its vocabulary fixes the model's input and output width.</param>
+    /// <param name="options">The cell family, sizes, precision and seed; <see cref="CharModelOptions.Default"/> when null.</param>
+    /// <returns>The model, which the caller disposes.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="corpus"/> is null.</exception>
+    /// <exception cref="ArgumentException">An option is out of range; the parameter name is the property's.</exception>
+    public static CharLanguageModel Create(CharCorpus corpus, CharModelOptions? options = null)
+    {
+        Guard.NotNull(corpus, nameof(corpus));
+        options ??= CharModelOptions.Default;
+        options.Validate();
+        SeqNetsEngine.EnsureLoaded();
+        var engine = new EngineThread("SeqNets character model");
+        try
+        {
+            var config = new ModelConfig(options.CoreKind, corpus.Vocabulary.Count, options.HiddenSize, options.Layers);
+            var model = engine.Run(() => new CharModel(config, options.DType, options.Seed));
+            return new CharLanguageModel(engine, model, corpus.Core.Vocabulary, corpus, options);
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads a model saved by <see cref="Save"/>. With <paramref name="corpusForResume"/> the model
+    /// can train further, continuing exactly where the saved run stopped (optimizer state, position
+    /// in the text, random state); without it, it can predict, sample, and be saved again.
+    /// </summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="corpusForResume">The corpus to continue training on, with the checkpoint's vocabulary; or null.</param>
+    /// <returns>The model, which the caller disposes.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="SeqNetsCheckpointException">The file is missing, truncated, corrupt, foreign or of a newer format.</exception>
+    /// <exception cref="ArgumentException">The corpus's vocabulary differs from the checkpoint's, or its text is too short for the saved batch shape.</exception>
+    public static CharLanguageModel Load(string path, CharCorpus? corpusForResume = null)
+    {
+        Guard.NotNull(path, nameof(path));
+        SeqNetsEngine.EnsureLoaded();
+        var engine = new EngineThread("SeqNets character model");
+        try
+        {
+            var contents = engine.Run(() =>
+            {
+                try
+                {
+                    return Checkpoint.Load(path);
+                }
+                catch (CheckpointException e)
+                {
+                    throw new SeqNetsCheckpointException(path, e.Problem, e);
+                }
+            });
+            try
+            {
+                return engine.Run(() => FromCheckpoint(engine, contents, corpusForResume));
+            }
+            catch
+            {
+                engine.Run(() =>
+                {
+                    foreach (var s in contents.State) s.Dispose();
+                    ((IDisposable)contents.Model).Dispose();
+                    return 0;
+                });
+                throw;
+            }
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
+    private static CharLanguageModel FromCheckpoint(EngineThread engine, CheckpointContents contents, CharCorpus? corpus)
+    {
+        if (corpus is not null && !corpus.Core.Vocabulary.Equals(contents.Vocabulary))
+            throw new ArgumentException(
+                $"corpusForResume: expected a corpus with the checkpoint's vocabulary of {contents.Vocabulary.Size} characters, "
+                + $"but its vocabulary has {corpus.Vocabulary.Count} different ones.", "corpusForResume");
+        var saved = TrainingOptions.Of(contents.Training);
+        // The checkpoint records the path it ran on; Auto is the same run on a model whose default it is.
+        if (saved.ExecutionPath == (contents.Model.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
+            saved = saved with { ExecutionPath = ExecutionPath.Auto };
+        // The saved run is resumed by the first Train call with equal options (see TrainerFor).
+        return new CharLanguageModel(engine, contents.Model, contents.Vocabulary, corpus, CharModelOptions.Of(contents.Model))
+        {
+            _checkpoint = contents,
+            LastTrainingOptions = contents.Step > 0 ? saved : null,
+        };
+    }
+
+    /// <summary>The corpus the model trains on, or null for a model loaded without one.</summary>
+    public CharCorpus? Corpus { get; }
+
+    /// <summary>
+    /// The shape of the model. For a loaded model <see cref="CharModelOptions.Seed"/> is 0, because a
+    /// checkpoint records the trained parameters rather than the seed that first drew them.
+    /// </summary>
+    public CharModelOptions Options { get; }
+
+    /// <summary>The characters the model reads and writes, in id order.</summary>
+    public IReadOnlyList<char> Vocabulary { get; }
+
+    /// <summary>The number of scalar parameters: every layer's θ and the output layer's weights and biases.</summary>
+    public long ParameterCount => _model.ParameterCount;
+
+    /// <summary>
+    /// The options of the latest training run, or of the run a loaded checkpoint was saved from; null
+    /// for a model never trained. <see cref="Train"/> uses them when it is given no options.
+    /// </summary>
+    public TrainingOptions? LastTrainingOptions { get; private set; }
+
+    /// <summary>The number of training steps the model has taken, counting those recorded in a loaded checkpoint.</summary>
+    public int StepCount => _earlierSteps + (_trainer?.StepCount ?? _checkpoint?.Step ?? 0);
+
+    /// <summary>
+    /// Trains the model for <paramref name="steps"/> steps, one batch each, and waits for the run.
+    /// Called again with equal options it continues the same run (optimizer state, position in the
+    /// text, carried state); with other options it starts a new run on the same parameters.
+    /// </summary>
+    /// <param name="steps">The number of steps, positive.</param>
+    /// <param name="options">How to train; null for <see cref="LastTrainingOptions"/>, or <see cref="TrainingOptions.Default"/> for a model never trained.</param>
+    /// <param name="progress">Receives a report after every step, on the model's thread; null for none.</param>
+    /// <param name="cancellationToken">Stops the run after the current step; the run then returns normally with <see cref="TrainingSummary.Cancelled"/> set.</param>
+    /// <returns>What the run did.</returns>
+    /// <exception cref="ArgumentException"><paramref name="steps"/> is not positive, or an option is invalid for this model or corpus (the parameter name is the property's).</exception>
+    /// <exception cref="InvalidOperationException">The model was loaded without a corpus, so it has nothing to train on.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public TrainingSummary Train(int steps, TrainingOptions? options = null, IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        var o = Prepare(steps, options);
+        return _engine.Run(() => TrainOnEngine(steps, o, progress, cancellationToken));
+    }
+
+    /// <summary>
+    /// Trains the model as <see cref="Train"/> does, on the model's own thread, and returns at once
+    /// with a task of the run. Bad arguments are reported before the task starts.
+    /// </summary>
+    /// <param name="steps">The number of steps, positive.</param>
+    /// <param name="options">How to train; null for <see cref="LastTrainingOptions"/>, or <see cref="TrainingOptions.Default"/> for a model never trained.</param>
+    /// <param name="progress">Receives a report after every step; a <see cref="Progress{T}"/> posts it to the caller's context.</param>
+    /// <param name="cancellationToken">Stops the run after the current step; the task then completes normally with <see cref="TrainingSummary.Cancelled"/> set.</param>
+    /// <returns>A task that completes with what the run did.</returns>
+    /// <exception cref="ArgumentException"><paramref name="steps"/> is not positive, or an option is invalid for this model or corpus.</exception>
+    /// <exception cref="InvalidOperationException">The model was loaded without a corpus, so it has nothing to train on.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public Task<TrainingSummary> TrainAsync(int steps, TrainingOptions? options = null, IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        var o = Prepare(steps, options);
+        return _engine.RunAsync(() => TrainOnEngine(steps, o, progress, cancellationToken));
+    }
+
+    /// <summary>
+    /// The mean cross-entropy, in nats per character, of the model's predictions over (up to 20
+    /// batches of) the corpus's validation part, with the state carried from batch to batch.
+    /// </summary>
+    /// <returns>The validation loss; ln V for a model that has learned nothing.</returns>
+    /// <exception cref="InvalidOperationException">There is no corpus, or its validation part has fewer than two characters.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public double Evaluate()
+    {
+        ThrowIfDisposed();
+        if (Corpus is null)
+            throw new InvalidOperationException("The model was loaded without a corpus, so it has no validation text: pass one to Load.");
+        if (Corpus.ValidationLength < 2)
+            throw new InvalidOperationException(
+                $"The corpus has {Corpus.ValidationLength} validation characters, but evaluation needs at least 2: use a trainFraction below 1.");
+        return _engine.Run(() => ValidationLoss(LastTrainingOptions ?? TrainingOptions.Default)!.Value);
+    }
+
+    /// <summary>
+    /// The most likely next character after each prefix of <paramref name="text"/>, starting from
+    /// the zero state: after training on "hello", <c>Predict("hell")</c> gives "ello".
+    /// </summary>
+    /// <param name="text">The characters read, at least one, all in the vocabulary.</param>
+    /// <returns>One predicted character per character of <paramref name="text"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    /// <exception cref="ArgumentException">The text is empty or has a character outside the vocabulary.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public string Predict(string text)
+    {
+        ThrowIfDisposed();
+        var ids = CharCorpus.EncodeWith(_vocabulary, text, nameof(text));
+        if (ids.Length == 0)
+            throw new ArgumentException("text: expected at least one character, but got an empty text.", nameof(text));
+        return _engine.Run(() =>
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            using var input = torch.tensor(ids.Select(i => (long)i).ToArray()).reshape(ids.Length, 1); // [T; 1]
+            var logits = _model.Forward(_model.DefaultPath, input, _model.ZeroState(1), null).Item1; // [T; 1; V]
+            var best = logits.argmax(2).reshape(-1).to_type(torch.int64).data<long>().ToArray();
+            return new string(best.Select(i => _vocabulary.Char((int)i)).ToArray());
+        });
+    }
+
+    /// <summary>
+    /// Generates text: reads <paramref name="prime"/> from the zero state, then draws
+    /// <paramref name="length"/> characters one at a time from softmax(y_t / temperature), feeding
+    /// each back in. The same seed gives the same text.
+    /// </summary>
+    /// <param name="prime">The text to start from; empty for a newline, or the first vocabulary character if there is no newline.</param>
+    /// <param name="length">How many characters to generate, zero or more.</param>
+    /// <param name="temperature">Divides the logits: below 1 sharper and more repetitive, above 1 flatter and more surprising; positive.</param>
+    /// <param name="topK">Draw only among the k most likely characters; 0 for all of them.</param>
+    /// <param name="seed">The seed of the draws.</param>
+    /// <returns>The generated characters, without the prime.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="prime"/> is null.</exception>
+    /// <exception cref="ArgumentException">A character of the prime is outside the vocabulary, or a number is out of range.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public string Sample(string prime, int length, double temperature = 0.8, int topK = 0, ulong seed = 1)
+    {
+        ThrowIfDisposed();
+        CharCorpus.EncodeWith(_vocabulary, prime, nameof(prime));
+        if (length < 0)
+            throw new ArgumentException($"length: expected zero or more characters, but got {length}.", nameof(length));
+        if (!(temperature > 0) || double.IsInfinity(temperature))
+            throw new ArgumentException($"temperature: expected a positive finite value, but got {temperature}.", nameof(temperature));
+        if (topK < 0)
+            throw new ArgumentException($"topK: expected 0 (all characters) or a positive count, but got {topK}.", nameof(topK));
+        var options = new SamplingOptions(temperature, topK, seed);
+        return _engine.Run(() => Sampling.Generate(_model, _vocabulary, prime, length, options));
+    }
+
+    /// <summary>
+    /// Saves the model, its vocabulary and the state of its training run (options, optimizer, position
+    /// in the text, random state) to <paramref name="path"/>. The file is written under a temporary
+    /// name and then renamed, so an interrupted save leaves any earlier file intact.
+    /// </summary>
+    /// <param name="path">The checkpoint file; its folder is created when missing.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public void Save(string path)
+    {
+        ThrowIfDisposed();
+        Guard.NotNull(path, nameof(path));
+        _engine.Run(() =>
+        {
+            if (_trainer is not null)
+            {
+                Checkpoint.Save(path, _trainer, _vocabulary);
+                return 0;
+            }
+            // Core's checkpoints are written from a trainer; a model that has none yet gets one over
+            // placeholder ids that only set the position, since the text itself is not saved.
+            var o = LastTrainingOptions ?? TrainingOptions.Default;
+            using var trainer = _checkpoint is { } c
+                ? Checkpoint.Resume(c, Placeholder(c.Training.Batch, c.Training.SequenceLength, c.Position))
+                : new Trainer(_model, Placeholder(o.Batch, o.SequenceLength, 0), o.ToCore(1));
+            Checkpoint.Save(path, trainer, _vocabulary);
+            return 0;
+        });
+    }
+
+    /// <summary>Ids for a trainer that will only be saved: enough batches of B streams × T steps to reach the position.</summary>
+    private static long[] Placeholder(int batch, int steps, int position) => new long[(long)batch * steps * (position + 1) + 1];
+
+    /// <summary>
+    /// Frees the model's native memory and ends its thread. A training run in progress stops after
+    /// its current step first; the model cannot be used afterwards.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _disposing.Cancel();
+        if (_engine.IsCurrent)
+        {
+            // Called from a progress report: the run ends after this step and releases the model itself.
+            _releaseAfterRun = true;
+            return;
+        }
+        try
+        {
+            _engine.Run(() =>
+            {
+                Release();
+                return 0;
+            });
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already released from the model's own thread.
+        }
+        _engine.Dispose();
+        _disposing.Dispose();
+    }
+
+    private void Release()
+    {
+        if (_trainer is not null) ((IDisposable)_trainer).Dispose();
+        _trainer = null;
+        if (_checkpoint is not null)
+            foreach (var s in _checkpoint.State) s.Dispose();
+        _checkpoint = null;
+        ((IDisposable)_model).Dispose();
+        if (_engine.IsCurrent) _engine.Dispose();
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Checks a run's arguments on the caller's thread and resolves the options.</summary>
+    private TrainingOptions Prepare(int steps, TrainingOptions? options)
+    {
+        ThrowIfDisposed();
+        Guard.Positive(steps, nameof(steps));
+        if (Corpus is null)
+            throw new InvalidOperationException(
+                "The model was loaded without a corpus, so it has nothing to train on: pass the corpus to Load as corpusForResume.");
+        var o = options ?? LastTrainingOptions ?? TrainingOptions.Default;
+        o.Validate();
+        if (o.ExecutionPath == ExecutionPath.Fused && !_model.HasFusedPath)
+            Property.Fail(nameof(TrainingOptions.ExecutionPath),
+                $"expected Step or Auto for a {Options.Cell} model, which libtorch has no fused kernel for, but got Fused.");
+        CheckFits(Corpus, o, nameof(TrainingOptions.Batch));
+        return o;
+    }
+
+    private static void CheckFits(CharCorpus corpus, TrainingOptions o, string argument)
+    {
+        var perStream = (corpus.TrainingLength - 1) / o.Batch;
+        if (perStream < o.SequenceLength)
+            throw new ArgumentException(
+                $"{argument}: expected a training text of at least B·T + 1 = {(long)o.Batch * o.SequenceLength + 1} characters "
+                + $"for Batch = {o.Batch} and SequenceLength = {o.SequenceLength}, but the corpus has {corpus.TrainingLength}; "
+                + "lower Batch or SequenceLength.", argument);
+    }
+
+    /// <summary>The options with every setting that does not change the trainer's behaviour reset, so equal keys mean one run.</summary>
+    private TrainingOptions RunKey(TrainingOptions o)
+    {
+        var path = o.ExecutionPath != ExecutionPath.Auto ? o.ExecutionPath
+            : _model.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step;
+        var d = TrainingOptions.Default;
+        return o with
+        {
+            ExecutionPath = path,
+            EvaluateEvery = 0,
+            Tau = o.Bptt == BpttStrategy.Truncated ? o.Tau : d.Tau,
+            MeanLength = o.Bptt == BpttStrategy.Randomized ? o.MeanLength : d.MeanLength,
+            Momentum = o.Optimizer == OptimizerKind.Sgd ? o.Momentum : d.Momentum,
+            Alpha = o.Optimizer == OptimizerKind.RmsProp ? o.Alpha : d.Alpha,
+            DecayEvery = o.Schedule == LearningRateSchedule.StepDecay ? o.DecayEvery : d.DecayEvery,
+            DecayFactor = o.Schedule == LearningRateSchedule.StepDecay ? o.DecayFactor : d.DecayFactor,
+            CosineSteps = o.Schedule == LearningRateSchedule.Cosine ? o.CosineSteps : d.CosineSteps,
+            CosineFloor = o.Schedule == LearningRateSchedule.Cosine ? o.CosineFloor : d.CosineFloor,
+            ClipThreshold = o.Clipping != ClippingKind.None ? o.ClipThreshold : d.ClipThreshold,
+        };
+    }
+
+    /// <summary>
+    /// The trainer of the run these options describe: the current one, the loaded checkpoint's run
+    /// resumed, or a new one that starts at step 0 of its schedule.
+    /// </summary>
+    private Trainer TrainerFor(TrainingOptions options, int steps)
+    {
+        var key = RunKey(options);
+        if (_trainer is not null && _trainerOptions is not null && RunKey(_trainerOptions) == key)
+            return _trainer;
+        Trainer trainer;
+        if (_checkpoint is not null && _checkpoint.Step > 0 && RunKey(LastTrainingOptions!) == key)
+        {
+            trainer = Checkpoint.Resume(_checkpoint, Corpus!.Core.Train);
+        }
+        else
+        {
+            trainer = new Trainer(_model, Corpus!.Core.Train, options.ToCore(steps));
+            _earlierSteps += _trainer?.StepCount ?? _checkpoint?.Step ?? 0;
+        }
+        if (_trainer is not null) ((IDisposable)_trainer).Dispose();
+        if (_checkpoint is not null)
+            foreach (var s in _checkpoint.State) s.Dispose();
+        _checkpoint = null;
+        _trainer = trainer;
+        _trainerOptions = options;
+        return trainer;
+    }
+
+    private double? ValidationLoss(TrainingOptions o)
+    {
+        if (Corpus is null || Corpus.ValidationLength < 2) return null;
+        var ids = Corpus.Core.Validation;
+        var steps = Math.Min(o.SequenceLength, ids.Length - 1);
+        var path = _trainer?.Path ?? _model.DefaultPath;
+        var loss = Training.Evaluate(_model, path, ids, o.Batch, steps, ValidationBatches);
+        return double.IsNaN(loss) ? null : loss;
+    }
+
+    private TrainingSummary TrainOnEngine(int steps, TrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (_training)
+            throw new InvalidOperationException("The model is already training: a progress report cannot start another run.");
+        _training = true;
+        try
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
+            var trainer = TrainerFor(options, steps);
+            LastTrainingOptions = options;
+            var skippedBefore = trainer.SkippedUpdates;
+            var clock = Stopwatch.StartNew();
+            long characters = 0;
+            var done = 0;
+            var lastLoss = double.NaN;
+            double? validation = null;
+            while (done < steps && !stop.IsCancellationRequested)
+            {
+                var report = trainer.Step();
+                done++;
+                characters += report.Characters;
+                lastLoss = report.Loss;
+                var evaluate = done == steps || (options.EvaluateEvery > 0 && done % options.EvaluateEvery == 0);
+                validation = evaluate ? ValidationLoss(options) : null;
+                if (progress is not null)
+                {
+                    var elapsed = clock.Elapsed;
+                    var rate = characters / Math.Max(1e-9, elapsed.TotalSeconds);
+                    var remaining = TimeSpan.FromTicks((long)(elapsed.Ticks / (double)done * (steps - done)));
+                    progress.Report(new TrainingProgress(done, steps, report.Loss, validation, rate, elapsed, remaining));
+                }
+            }
+            var cancelled = done < steps;
+            if (cancelled && !_disposed) validation = ValidationLoss(options);
+            clock.Stop();
+            return new TrainingSummary(done, StepCount, lastLoss, validation,
+                characters / Math.Max(1e-9, clock.Elapsed.TotalSeconds), trainer.SkippedUpdates - skippedBefore,
+                cancelled, clock.Elapsed);
+        }
+        finally
+        {
+            _training = false;
+            if (_releaseAfterRun) Release();
+        }
+    }
+}
