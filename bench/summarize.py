@@ -1,0 +1,35 @@
+"""Medians and ratios of bench/run.sh's JSON lines, as a markdown table."""
+import json, statistics, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+configs = []
+for r in rows:
+    key = (r["cell"], r["layers"], r["hidden"])
+    if key not in configs:
+        configs.append(key)
+print(f"runs per system and configuration: {len([r for r in rows if r['system'] == 'pytorch']) // max(1, len(configs))}; "
+      f"threads: {rows[0]['threads']}; peer sgemm (1024³, GFLOP/s) median: "
+      f"{med([r['sgemm_gflops'] for r in rows if r['system'] == 'pytorch'])}")
+print()
+print("| configuration | measure | PyTorch 1.13 (fused) | SeqNets | ratio |")
+print("| --- | --- | ---: | ---: | ---: |")
+for cell, layers, hidden in configs:
+    p = [r for r in rows if r["system"] == "pytorch" and (r["cell"], r["layers"], r["hidden"]) == (cell, layers, hidden)]
+    s = [r for r in rows if r["system"] == "seqnets" and (r["cell"].split("-")[0] if r["cell"] != "gru" else "gru", r["layers"], r["hidden"]) == (cell, layers, hidden)]
+    name = f"{cell} {layers}×{hidden}"
+    def line(measure, pv, sv, higher_better=True):
+        if pv is None or sv is None:
+            return
+        ratio = sv / pv if higher_better else pv - sv
+        fmt = f"{ratio:.2f}×" if higher_better else f"{-ratio:+.3f} nats"
+        print(f"| {name} | {measure} | {pv:,.0f} | {sv:,.0f} | {fmt} |" if higher_better
+              else f"| {name} | {measure} | {pv:.3f} | {sv:.3f} | {fmt} |")
+    pt = med([r["train_chars_per_s"] for r in p])
+    line("training chars/s, fastest path", pt, med([r["train_chars_per_s"] for r in s]))
+    line("training chars/s, the lecture's equations step by step", pt, med([r["step_train_chars_per_s"] for r in s]))
+    line("sampling chars/s, batch 1", med([r["sample_chars_per_s"] for r in p]), med([r["sample_chars_per_s"] for r in s]))
+    line("validation loss after 1,500 steps (nats/char)", med([r["val_loss"] for r in p]), med([r["val_loss"] for r in s]), higher_better=False)
