@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Documentation pages written as F# scripts: docs/X.fsx is the source, run by CI, and docs/X.md is
-# the page made from it (prose from the (** … *) comments, the code between them as ```fsharp
-# blocks). For every docs/*.fsx with a docs/*.md beside it this checks that
-#   - every ```fsharp block of the page appears verbatim in the script, so the page shows only
-#     code that runs, and
+# Documentation shows only code that CI runs.
+# Pages written as F# scripts: docs/X.fsx is the source, run by CI, and docs/X.md is the page made
+# from it (prose from the (** … *) comments, the code between them as ```fsharp blocks). For every
+# docs/*.fsx with a docs/*.md beside it this checks that
+#   - every ```fsharp block of the page appears verbatim in the script, and
 #   - the page is the one the script makes now, so the prose cannot drift either.
+# Other pages with code from a compiled program: every ```csharp block of docs/api.md appears
+# verbatim in the C# program that .ci/packages.sh builds and runs.
 # `bash .ci/docs.sh --write` remakes the pages from the scripts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,14 +39,14 @@ page() { # script
     } | cat -s
 }
 
-# Every ```fsharp block of the page that is not a verbatim part of the script.
-missing_blocks() { # page, script
-    awk '
-        NR == FNR { script = script $0 "\n"; next }
-        /^```fsharp[ \t]*$/ { inside = 1; block = ""; start = FNR; next }
+# Every ```<language> block of the page that is not a verbatim part of the source.
+missing_blocks() { # page, source, language
+    awk -v language="$3" '
+        NR == FNR { source = source $0 "\n"; next }
+        $0 ~ "^```" language "[ \t]*$" { inside = 1; block = ""; start = FNR; next }
         inside && /^```[ \t]*$/ {
             inside = 0
-            if (index(script, block) == 0) { printf "  the fsharp block at line %d is not in the script:\n%s", start, block; bad = 1 }
+            if (index(source, block) == 0) { printf "  the %s block at line %d is not in the source:\n%s", language, start, block; bad = 1 }
             next
         }
         inside { block = block $0 "\n" }
@@ -63,7 +65,7 @@ for script in docs/*.fsx; do
         continue
     fi
     [ -f "$md" ] || continue
-    if ! missing_blocks "$md" "$script"; then
+    if ! missing_blocks "$md" "$script" fsharp; then
         echo "docs: $md shows F# code that $script does not run"
         failed=1
     fi
@@ -74,4 +76,13 @@ for script in docs/*.fsx; do
     fi
     [ "$failed" -eq 0 ] && echo "docs: $md matches $script"
 done
+
+if [ "$write" -eq 0 ]; then
+    if missing_blocks docs/api.md .ci/packages.sh csharp; then
+        echo "docs: docs/api.md shows only C# that .ci/packages.sh compiles and runs"
+    else
+        echo "docs: docs/api.md shows C# that .ci/packages.sh does not compile"
+        failed=1
+    fi
+fi
 exit "$failed"

@@ -23,6 +23,7 @@ cleanup() {
     # This run's packages were extracted into the NuGet cache under a version nothing else uses.
     for id in "${ids[@]}"; do
         rm -rf "${cache%/}/${id,,}/$version"
+        rmdir "${cache%/}/${id,,}" 2>/dev/null
     done
 }
 trap cleanup EXIT
@@ -116,37 +117,34 @@ EOF
         || { cat "$work/add.log"; return 1; }
     cat >Program.cs <<'EOF'
 // An LSTM through the C# face of SeqNets: unroll, then ∂s_t/∂θ by the closed form against
-// reverse-mode autodiff. Exits with 1 if they disagree.
+// reverse-mode autodiff. Exits with 1 if they disagree. The first lines are docs/api.md's example.
 using SeqNets.CSharp;
 using TorchSharp;
 
 SeqNetsEngine.EnsureLoaded();
-
-const double tolerance = 1e-9;
-const int T = 7, B = 2, I = 3, H = 5; // distinct sizes, so a swapped axis cannot pass
-
-var cell = RecurrentCell.Lstm(I, H);
+var cell = RecurrentCell.Lstm(inputSize: 3, hiddenSize: 5);
 using var net = new RecurrentNetwork(cell, NetworkOptions.Default.WithPrecision(Precision.Float64).WithSeed(42));
-using var generator = new torch.Generator(7);
-using var xs = torch.randn(new long[] { T, B, I }, dtype: torch.float64, generator: generator); // [T; B; I]
+using var xs = torch.randn(new long[] { 7, 2, 3 }, dtype: torch.float64);                 // [T; B; I]
+using var closedForm = net.StateParameterJacobian(xs, route: BpttRoute.ClosedForm);    // [T; B; S; P]
+using var autodiff = net.StateParameterJacobian(xs, route: BpttRoute.Autodiff);
+Console.WriteLine(net.VerifyIdentity(xs));
 
+// T = 7, B = 2, I = 3, H = 5 are all different, so a swapped axis cannot pass.
+const double tolerance = 1e-9;
 using var unrolled = net.Unroll(xs);
-long[] expected = { T + 1, B, 2 * H };
+long[] expected = { 8, 2, 10 }; // [T+1; B; S], S = 2H
 if (!unrolled.States.shape.SequenceEqual(expected))
 {
     Console.Error.WriteLine($"states: expected [{string.Join("; ", expected)}], got [{string.Join("; ", unrolled.States.shape)}]");
     return 1;
 }
 
-using var closedForm = net.StateParameterJacobian(xs, route: BpttRoute.ClosedForm); // [T; B; S; P]
-using var autodiff = net.StateParameterJacobian(xs, route: BpttRoute.Autodiff); // [T; B; S; P]
 double error;
 using (var diff = (closedForm - autodiff).abs().max())
 using (var reference = autodiff.abs().max())
     error = diff.item<double>() / reference.item<double>();
-
 var report = net.VerifyIdentity(xs);
-Console.WriteLine($"{cell}: closed form vs autodiff {error:g3}; identity: {report}");
+Console.WriteLine($"{cell}: closed form vs autodiff {error:g3}, worst error of the identity {report.WorstError:g3}");
 if (!(error <= tolerance) || !(report.WorstError <= tolerance))
 {
     Console.Error.WriteLine($"closed form and autodiff disagree: {error:g3}, worst error {report.WorstError:g3} (tolerance {tolerance:g})");
