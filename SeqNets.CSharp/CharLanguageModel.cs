@@ -129,6 +129,62 @@ public sealed class CharLanguageModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// A model whose parameters are read from the state dict of a PyTorch character model: the file
+    /// that <c>torch.save(model.state_dict(), path)</c> writes for a module with
+    /// <c>self.rnn = nn.RNN / nn.GRU / nn.LSTM(V, H, L)</c> over one-hot characters and
+    /// <c>self.out = nn.Linear(H, V)</c>, with the keys <c>rnn.weight_ih_l0</c> …
+    /// <c>rnn.bias_hh_l(L−1)</c>, <c>out.weight</c> and <c>out.bias</c>. H, L and the precision come
+    /// from the file; the model can predict, sample, train further on the corpus, and be saved.
+    /// </summary>
+    /// <remarks>
+    /// A state dict records neither the cell family (<c>nn.RNN</c> with tanh and with ReLU have the
+    /// same keys) nor the characters, so both are given: id i of the PyTorch model is
+    /// <c>corpus.Vocabulary[i]</c>, the corpus's characters sorted by code point, as Python's
+    /// <c>sorted(set(text))</c> orders them. <see cref="Options"/> reports seed 0, since the
+    /// parameters were not drawn from one.
+    /// </remarks>
+    /// <param name="path">The <c>.pt</c> file, in the zip format <c>torch.save</c> has written since PyTorch 1.6.</param>
+    /// <param name="corpus">The text the model reads and may train on; its vocabulary must have the file's V characters.</param>
+    /// <param name="kind">The family of the file's <c>self.rnn</c>: ElmanTanh or ElmanRelu for <c>nn.RNN</c>, Gru for <c>nn.GRU</c>, Lstm for <c>nn.LSTM</c>.</param>
+    /// <returns>The model, which the caller disposes.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="corpus"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="kind"/> has no PyTorch module (GruLecture, MultiplicativeRnn), or the corpus's vocabulary is not the file's size.</exception>
+    /// <exception cref="SeqNetsStateDictException">The file is missing, not a zip-format state dict, or has a key, shape or dtype that does not fit a model of this kind.</exception>
+    public static CharLanguageModel ImportPyTorch(string path, CharCorpus corpus, CellKind kind)
+    {
+        PyTorchForm.PathArgument(path, nameof(path));
+        Guard.NotNull(corpus, nameof(corpus));
+        Guard.Defined(kind, nameof(kind));
+        if (PyTorchForm.WhyNot(kind) is string why)
+            throw new ArgumentException(
+                $"kind: expected a cell family with a PyTorch module ({PyTorchForm.Kinds}), but got {kind}: {why}.", nameof(kind));
+        SeqNetsEngine.EnsureLoaded();
+        var coreKind = new CharModelOptions { Cell = kind }.CoreKind;
+        var engine = new EngineThread("SeqNets character model");
+        try
+        {
+            return engine.Run(() =>
+            {
+                var model = PyTorchForm.Translate(() => SeqNets.Interop.ImportModel(coreKind, path));
+                var V = model.Config.VocabularySize;
+                if (V != corpus.Vocabulary.Count)
+                {
+                    ((IDisposable)model).Dispose();
+                    throw new ArgumentException(
+                        $"corpus: expected a vocabulary of V = {V} characters, the width of the file's one-hot input and output, "
+                        + $"but the corpus has {corpus.Vocabulary.Count}.", nameof(corpus));
+                }
+                return new CharLanguageModel(engine, model, corpus.Core.Vocabulary, corpus, CharModelOptions.Of(model));
+            });
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
     private static CharLanguageModel FromCheckpoint(EngineThread engine, CheckpointContents contents, CharCorpus? corpus)
     {
         if (corpus is not null && !corpus.Core.Vocabulary.Equals(contents.Vocabulary))
@@ -312,6 +368,40 @@ public sealed class CharLanguageModel : IDisposable
             return 0;
         });
     }
+
+    /// <summary>
+    /// Writes the model's parameters as the state dict of the PyTorch character model that
+    /// <see cref="ImportPyTorch"/> reads: <c>rnn.weight_ih_l0</c> … <c>rnn.bias_hh_l(L−1)</c>,
+    /// <c>out.weight</c> and <c>out.bias</c>, in the model's precision, which
+    /// <c>model.load_state_dict(torch.load(path))</c> accepts with strict keys and shapes. The file is
+    /// written under a temporary name and then renamed, so an interrupted export leaves any earlier
+    /// file intact.
+    /// </summary>
+    /// <remarks>
+    /// Only the parameters go out: the vocabulary and the training run stay with <see cref="Save"/>'s
+    /// checkpoints. A run in progress finishes before the export, which sees its final parameters.
+    /// </remarks>
+    /// <param name="path">The <c>.pt</c> file; its folder is created when missing.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="InvalidOperationException">The model's cells have no PyTorch module: GruLecture or MultiplicativeRnn.</exception>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    /// <exception cref="ObjectDisposedException">The model has been disposed.</exception>
+    public void ExportPyTorch(string path)
+    {
+        ThrowIfDisposed();
+        PyTorchForm.PathArgument(path, nameof(path));
+        if (PyTorchForm.WhyNot(Options.Cell) is string why)
+            throw new InvalidOperationException($"A {Options.Cell} model cannot be exported as a PyTorch state dict: {why}.");
+        _engine.Run(() =>
+        {
+            SeqNets.Interop.ExportModel(_model, path);
+            return 0;
+        });
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the model's thread with the core model; for the tests.</summary>
+    internal T WithCore<T>(Func<CharModel, T> work) => _engine.Run(() => work(_model));
 
     /// <summary>Ids for a trainer that will only be saved: enough batches of B streams × T steps to reach the position.</summary>
     private static long[] Placeholder(int batch, int steps, int position) => new long[(long)batch * steps * (position + 1) + 1];

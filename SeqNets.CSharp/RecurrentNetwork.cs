@@ -27,26 +27,113 @@ public sealed class RecurrentNetwork : IDisposable
     /// <exception cref="ArgumentNullException"><paramref name="cell"/> is null.</exception>
     /// <exception cref="ArgumentException">The options name an undefined precision or loss, or a non-positive output size.</exception>
     public RecurrentNetwork(RecurrentCell cell, NetworkOptions? options = null)
+        : this(cell, options, null)
+    {
+    }
+
+    /// <summary>
+    /// The network of the public constructor, or, when <paramref name="theta"/> is given, one whose
+    /// θ is that tensor, which the network then owns (the output layer is still drawn from the seed).
+    /// </summary>
+    private RecurrentNetwork(RecurrentCell cell, NetworkOptions? options, Tensor? theta)
     {
         SeqNetsEngine.EnsureLoaded();
         Guard.NotNull(cell, nameof(cell));
         options ??= NetworkOptions.Default;
+        CheckOptions(options);
+        Cell = cell;
+        Options = options;
+        var dtype = options.Precision == Precision.Float64 ? torch.float64 : torch.float32;
+        using var generator = new torch.Generator(options.Seed);
+        // The network owns these: keep them out of any dispose scope the caller has open.
+        _theta = (theta ?? CellModule.InitParameters(cell.Core, dtype, generator)).DetachFromDisposeScope();
+        if (options.OutputSize is int outputSize)
+        {
+            _outputLayer = OutputLayerModule.Create(cell.HiddenSize, outputSize);
+            _wo = OutputLayerModule.InitParameters(_outputLayer, dtype, generator).DetachFromDisposeScope();
+        }
+    }
+
+    private static void CheckOptions(NetworkOptions options)
+    {
         if (!Enum.IsDefined(options.Precision))
             throw new ArgumentException($"options: expected Precision Float32 or Float64, but got {options.Precision}.", nameof(options));
         if (!Enum.IsDefined(options.Loss))
             throw new ArgumentException($"options: expected Loss MeanSquared or CrossEntropy, but got {options.Loss}.", nameof(options));
         if (options.OutputSize is <= 0)
             throw new ArgumentException($"options: expected a positive OutputSize or null, but got {options.OutputSize}.", nameof(options));
-        Cell = cell;
-        Options = options;
-        var dtype = options.Precision == Precision.Float64 ? torch.float64 : torch.float32;
-        using var generator = new torch.Generator(options.Seed);
-        // The network owns these: keep them out of any dispose scope the caller has open.
-        _theta = CellModule.InitParameters(cell.Core, dtype, generator).DetachFromDisposeScope();
-        if (options.OutputSize is int outputSize)
+    }
+
+    /// <summary>
+    /// A network whose θ is read from a PyTorch state dict: the file that
+    /// <c>torch.save(nn.RNN(I, H).state_dict(), path)</c> writes, or <c>nn.GRU</c> or <c>nn.LSTM</c>
+    /// likewise, with the keys <c>weight_ih_l0</c>, <c>weight_hh_l0</c>, <c>bias_ih_l0</c> and
+    /// <c>bias_hh_l0</c>. θ already has PyTorch's blocks and gate order, so the values are copied one
+    /// for one.
+    /// </summary>
+    /// <remarks>
+    /// A state dict does not record the nonlinearity of <c>nn.RNN</c>, so the cell says it, and the
+    /// cell's I and H must match the file's shapes. Without <paramref name="options"/> the network
+    /// takes the file's precision (float32 or float64); with them it takes theirs, converting the
+    /// values. An output layer (<see cref="NetworkOptions.OutputSize"/>) is not part of the file and
+    /// is drawn from <see cref="NetworkOptions.Seed"/> as usual.
+    /// </remarks>
+    /// <param name="cell">An Elman cell (<c>nn.RNN</c>), a GRU in PyTorch's form (<c>nn.GRU</c>) or an LSTM (<c>nn.LSTM</c>), with the file's I and H.</param>
+    /// <param name="path">The <c>.pt</c> file, in the zip format <c>torch.save</c> has written since PyTorch 1.6.</param>
+    /// <param name="options">Precision, seed of an output layer and loss; null for the defaults in the file's precision.</param>
+    /// <returns>The network, which the caller disposes.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="cell"/> or <paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException">The cell has no PyTorch module (the lecture's GRU, the multiplicative RNN, a custom cell), or the options are invalid.</exception>
+    /// <exception cref="SeqNetsStateDictException">The file is missing, not a zip-format state dict, or has a key, shape or dtype other than the cell's.</exception>
+    public static RecurrentNetwork ImportPyTorch(RecurrentCell cell, string path, NetworkOptions? options = null)
+    {
+        SeqNetsEngine.EnsureLoaded();
+        Guard.NotNull(cell, nameof(cell));
+        PyTorchForm.PathArgument(path, nameof(path));
+        if (options is not null) CheckOptions(options);
+        if (PyTorchForm.WhyNot(cell) is string why)
+            throw new ArgumentException(
+                $"cell: expected a cell with a PyTorch module ({PyTorchForm.Cells}), but got '{cell.Name}': {why}.", nameof(cell));
+        using var scope = torch.NewDisposeScope();
+        var theta = PyTorchForm.Translate(() => SeqNets.Interop.ImportCell(cell.Core, path)); // [P]
+        var precision = theta.dtype == torch.float64 ? Precision.Float64 : Precision.Float32;
+        options ??= NetworkOptions.Default.WithPrecision(precision);
+        if (options.Precision != precision)
+            theta = theta.to_type(options.Precision == Precision.Float64 ? torch.float64 : torch.float32);
+        return new RecurrentNetwork(cell, options, theta.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Writes θ as the state dict of the one-layer PyTorch module with the cell's I and H, which
+    /// <c>nn.RNN</c>, <c>nn.GRU</c> or <c>nn.LSTM</c> loads with <c>load_state_dict(torch.load(path))</c>.
+    /// The file holds <c>weight_ih_l0</c>, <c>weight_hh_l0</c>, <c>bias_ih_l0</c> and <c>bias_hh_l0</c>
+    /// in the network's precision, and is written under a temporary name and then renamed, so an
+    /// interrupted export leaves any earlier file intact.
+    /// </summary>
+    /// <remarks>An output layer is not part of a PyTorch recurrent layer's state dict and is not written.</remarks>
+    /// <param name="path">The <c>.pt</c> file; its folder is created when missing.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="InvalidOperationException">The network's cell has no PyTorch module: the lecture's GRU, the multiplicative RNN or a custom cell.</exception>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    /// <exception cref="ObjectDisposedException">The network has been disposed.</exception>
+    public void ExportPyTorch(string path)
+    {
+        SeqNetsEngine.EnsureLoaded();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        PyTorchForm.PathArgument(path, nameof(path));
+        if (PyTorchForm.WhyNot(Cell) is string why)
+            throw new InvalidOperationException(
+                $"The network's cell '{Cell.Name}' cannot be exported as a PyTorch state dict: {why}.");
+        try
         {
-            _outputLayer = OutputLayerModule.Create(cell.HiddenSize, outputSize);
-            _wo = OutputLayerModule.InitParameters(_outputLayer, dtype, generator).DetachFromDisposeScope();
+            SeqNets.Interop.ExportCell(Core, _theta, path);
+        }
+        catch (ArgumentException e) when (e.ParamName == "cell")
+        {
+            // A custom cell that borrows a built-in name but not its layout.
+            throw new InvalidOperationException(
+                $"The network's cell '{Cell.Name}' cannot be exported as a PyTorch state dict: {e.Message}", e);
         }
     }
 

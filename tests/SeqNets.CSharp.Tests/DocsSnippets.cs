@@ -168,4 +168,51 @@ public class DocsSnippets
             File.Delete(Path.Combine(Path.GetTempPath(), "fox.ckpt"));
         }
     }
+
+    [Fact]
+    public void PyTorch_interop()
+    {
+        var trained = Trained(20);
+        using var model = trained.Model;
+        var corpus = trained.Corpus;
+        string sample = model.Sample(prime: "the ", length: 40, temperature: 0.8, seed: 1);
+
+        try
+        {
+            // docs/getting-started-csharp.md: PyTorch interop
+            // From SeqNets to PyTorch: nn.LSTM(3, 5).load_state_dict(torch.load(path)) reads this file.
+            using var lstm = new RecurrentNetwork(RecurrentCell.Lstm(inputSize: 3, hiddenSize: 5));
+            var path = Path.Combine(Path.GetTempPath(), "lstm.pt");
+            lstm.ExportPyTorch(path);
+
+            // From PyTorch to SeqNets: the file torch.save(nn.LSTM(3, 5).state_dict(), path) writes.
+            using var imported = RecurrentNetwork.ImportPyTorch(RecurrentCell.Lstm(inputSize: 3, hiddenSize: 5), path);
+
+            // A whole character model: rnn.weight_ih_l0 … rnn.bias_hh_l0, out.weight, out.bias.
+            var modelPath = Path.Combine(Path.GetTempPath(), "fox.pt");
+            model.ExportPyTorch(modelPath);
+            using var fromPyTorch = CharLanguageModel.ImportPyTorch(modelPath, corpus, CellKind.Lstm);
+
+            try
+            {
+                RecurrentNetwork.ImportPyTorch(RecurrentCell.Gru(inputSize: 3, hiddenSize: 5), path);
+            }
+            catch (SeqNetsStateDictException e)
+            {
+                Console.WriteLine($"{e.Key}: {e.Problem}");   // weight_ih_l0: expected shape [15; 3], but got [20; 3]
+            }
+
+            using var same = imported.Parameters.eq(lstm.Parameters).all();
+            Assert.True(same.item<bool>());
+            Assert.Equal(sample, fromPyTorch.Sample(prime: "the ", length: 40, temperature: 0.8, seed: 1));
+            var e2 = Assert.Throws<SeqNetsStateDictException>(() => RecurrentNetwork.ImportPyTorch(RecurrentCell.Gru(inputSize: 3, hiddenSize: 5), path));
+            Assert.Equal("weight_ih_l0", e2.Key);
+            Assert.Equal("expected shape [15; 3], but got [20; 3]", e2.Problem);
+        }
+        finally
+        {
+            File.Delete(Path.Combine(Path.GetTempPath(), "lstm.pt"));
+            File.Delete(Path.Combine(Path.GetTempPath(), "fox.pt"));
+        }
+    }
 }

@@ -87,9 +87,9 @@ public class SurfaceTests
     {
         var types = Facade.GetExportedTypes();
         Assert.Contains(typeof(RecurrentNetwork), types);
-        // The character-model surface is walked too.
+        // The character-model and PyTorch-interop surfaces are walked too.
         foreach (var t in new[] { typeof(CharCorpus), typeof(CharModelOptions), typeof(TrainingOptions), typeof(CharLanguageModel),
-                     typeof(TrainingProgress), typeof(TrainingSummary), typeof(SeqNetsCheckpointException), typeof(CellKind),
+                     typeof(TrainingProgress), typeof(TrainingSummary), typeof(SeqNetsCheckpointException), typeof(SeqNetsStateDictException), typeof(CellKind),
                      typeof(BpttStrategy), typeof(OptimizerKind), typeof(LearningRateSchedule), typeof(ClippingKind), typeof(ExecutionPath) })
             Assert.Contains(t, types);
         Assert.True(types.Length >= 10, $"expected the whole facade, but found only {types.Length} public types");
@@ -108,6 +108,7 @@ public class SurfaceTests
         Assert.NotEmpty(Offences("F# tuple", typeof(Tuple<int, string>)));
         Assert.NotEmpty(Offences("core type", typeof(SeqNets.Cell)));
         Assert.NotEmpty(Offences("core checkpoint exception", typeof(SeqNets.CheckpointException)));
+        Assert.NotEmpty(Offences("core state dict exception", typeof(SeqNets.StateDictException)));
         Assert.NotEmpty(Offences("core task result", typeof(Task<SeqNets.StepReport>)));
         Assert.Empty(Offences("C# type", typeof(Func<TorchSharp.torch.Tensor, IReadOnlyList<long>>)));
         // And on a whole type: an F# record's surface is full of F# types.
