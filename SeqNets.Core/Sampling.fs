@@ -74,7 +74,16 @@ module Sampling =
             finals |> Array.map (fun s -> s.MoveToOuterDisposeScope()), readLogits logits
         let cells = model.Cells
         let staged = cells |> Array.forall (fun c -> c.InputProjection.IsSome && c.ProjectedTransition.IsSome)
-        if staged then
+        if staged && model.DType = torch.float32 then
+            // float32: the whole step in .NET arrays (FastSampler), no libtorch call per character.
+            let fast = FastSampler.Create model
+            fast.SetState state
+            for _ in 1 .. length do
+                let next = draw options rng logits
+                out.Append(vocabulary.Char next) |> ignore
+                let l = fast.Step next
+                for k in 0 .. l.Length - 1 do logits[k] <- float l[k]
+        elif staged then
             // Per character: a row of the first layer's input table, one projected step per layer,
             // the output layer — the views and the table are made once.
             let V = int64 model.Config.VocabularySize

@@ -218,6 +218,20 @@ let tests =
                         text <- text + string (corpus.Vocabulary.Char(int next))
                     Expect.equal sampled text[4 ..] $"{kind}: greedy text"
             }
+            yield test "the float32 sampler in .NET arrays gives Forward's logits, for every cell kind, two layers" {
+                for kind in [ ElmanTanh; ElmanRelu; GruPyTorch; GruLecture; Lstm; MultiplicativeRnn 7 ] do
+                    use _ = torch.NewDisposeScope()
+                    let corpus = Corpus.split 1.0 "the quick brown fox jumps over the lazy dog"
+                    use model = new CharModel({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 11; Layers = 2 }, torch.float32, 12UL)
+                    use _ = torch.no_grad ()
+                    let ids = Vocabulary.encode corpus.Vocabulary "the lazy dog jumps"
+                    let fast = FastSampler.Create model
+                    fast.SetState(model.ZeroState 1)
+                    let reference, _ = model.Forward(Step, torch.tensor(ids).reshape(-1L, 1L), model.ZeroState 1) // [T; 1; V]
+                    for t in 0 .. ids.Length - 1 do
+                        let ours = torch.tensor(fast.Step(int ids[t]))
+                        close $"{kind}, step {t}" 1e-5 ours reference[int64 t, 0L]
+            }
             yield test "top-k = 1 is the argmax" {
                 let logits = [| 0.1; 2.0; -1.0; 1.9 |]
                 for seed in 1UL .. 20UL do
