@@ -83,6 +83,26 @@ module Cell =
           InitScale = 1.0 / sqrt (float hiddenSize)
           Equations = "user-defined" }
 
+    /// A built-in cell from its input projection, its projected transition and its hand-derived
+    /// Jacobians, with Transition θ x s = projected θ (project θ x) s (views of θ taken once per
+    /// unroll: `projected θ` is applied once, then stepped).
+    let internal fromProjection (name: string) (inputSize: int) (hiddenSize: int) (stateSize: int) (layout: ParameterLayout)
+                                (equations: string) (project: Tensor -> Tensor -> Tensor)
+                                (projected: Tensor -> Tensor -> Tensor -> Tensor)
+                                (jacobians: Tensor -> Tensor -> Tensor -> StepJacobians) : Cell =
+        { Name = name
+          InputSize = inputSize
+          HiddenSize = hiddenSize
+          StateSize = stateSize
+          Layout = layout
+          Transition = (fun theta -> let step = projected theta in fun x s -> step (project theta x) s)
+          InputProjection = Some project
+          ProjectedTransition = Some projected
+          Jacobians = Some jacobians
+          RowParameters = true
+          InitScale = 1.0 / sqrt (float hiddenSize)
+          Equations = equations }
+
     /// The cell with hand-derived Jacobians (c_t, b_t) = jacobians θ x_t s_{t−1}.
     [<CompiledName("WithJacobians")>]
     let withJacobians (jacobians: Tensor -> Tensor -> Tensor -> StepJacobians) (cell: Cell) =

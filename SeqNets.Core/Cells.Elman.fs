@@ -15,11 +15,7 @@ type Activation =
 ///   c_t = diag(d) U,   ∂h_t/∂W_jk = d_j δ_ij x_k,   ∂h_t/∂U_jk = d_j δ_ij h_k,   ∂h_t/∂b = diag(d).
 [<RequireQualifiedAccess>]
 module Elman =
-    let private layout (I: int) (H: int) =
-        ParameterLayout [ "weight_ih", [ int64 H; int64 I ]
-                          "weight_hh", [ int64 H; int64 H ]
-                          "bias_ih", [ int64 H ]
-                          "bias_hh", [ int64 H ] ]
+    let private layout (I: int) (H: int) = ParameterLayout.Recurrent(1, I, H)
 
     let private phi activation (a: Tensor) =
         match activation with
@@ -50,9 +46,6 @@ module Elman =
         let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
             let U = L.View(theta, "weight_hh") // once per unroll, not per step
             fun px h -> phi activation (Tensors.affine px h U)
-        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
-            let step = projected theta
-            fun x h -> step (project theta x) h
         let jacobians (theta: Tensor) (x: Tensor) (hPrev: Tensor) =
             let a = preActivation theta x hPrev // [B; H]
             let h = phi activation a
@@ -63,15 +56,5 @@ module Elman =
               Parameters = torch.cat([| Tensors.wrtWeight D x; Tensors.wrtWeight D hPrev; D; D |], 2L) } // [B; H; P]
         let name = match activation with Tanh -> "elman-tanh" | Relu -> "elman-relu"
         let phiText = match activation with Tanh -> "tanh" | Relu -> "relu"
-        { Name = name
-          InputSize = inputSize
-          HiddenSize = hiddenSize
-          StateSize = hiddenSize
-          Layout = L
-          Transition = transition
-          InputProjection = Some project
-          ProjectedTransition = Some projected
-          Jacobians = Some jacobians
-          RowParameters = true
-          InitScale = 1.0 / sqrt (float hiddenSize)
-          Equations = $"h_t = {phiText}(W x_t + b_ih + U h_(t-1) + b_hh)" }
+        let equations = $"h_t = {phiText}(W x_t + b_ih + U h_(t-1) + b_hh)"
+        Cell.fromProjection name inputSize hiddenSize hiddenSize L equations project projected jacobians

@@ -21,12 +21,7 @@ type GruForm =
 /// U_h h_{t−1} + b_hn instead. Jacobians: docs/derivations.md.
 [<RequireQualifiedAccess>]
 module Gru =
-    let private layout (I: int) (H: int) =
-        let H3 = 3L * int64 H
-        ParameterLayout [ "weight_ih", [ H3; int64 I ]
-                          "weight_hh", [ H3; int64 H ]
-                          "bias_ih", [ H3 ]
-                          "bias_hh", [ H3 ] ]
+    let private layout (I: int) (H: int) = ParameterLayout.Recurrent(3, I, H)
 
     /// The gate rows (r, z, n) of a [.., 3H] tensor.
     let private gates (H: int64) (g: Tensor) =
@@ -94,9 +89,6 @@ module Gru =
                 let n = torch.addcmul(px_n, r, gh_n, 1.0.ToScalar()).tanh ()
                 n + z * (h - n)
 
-        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
-            let step = projected theta
-            fun x h -> step (project theta x) h
 
         let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
             let r, z, q, n, _ = forward theta x h
@@ -128,15 +120,4 @@ module Gru =
             match form with
             | Lecture -> "gru-lecture", "h_t = z ⊙ h_(t-1) + (1 - z) ⊙ tanh(W_n x + b_in + U_n (r ⊙ h_(t-1)) + b_hn)"
             | PyTorch -> "gru-pytorch", "h_t = (1 - z) ⊙ tanh(W_n x + b_in + r ⊙ (U_n h_(t-1) + b_hn)) + z ⊙ h_(t-1)"
-        { Name = name
-          InputSize = inputSize
-          HiddenSize = hiddenSize
-          StateSize = hiddenSize
-          Layout = L
-          Transition = transition
-          InputProjection = Some project
-          ProjectedTransition = Some projected
-          Jacobians = Some jacobians
-          RowParameters = true
-          InitScale = 1.0 / sqrt (float hiddenSize)
-          Equations = equations }
+        Cell.fromProjection name inputSize hiddenSize hiddenSize L equations project projected jacobians

@@ -15,12 +15,7 @@ open SeqNets
 /// with every bias b = b_ih + b_hh. Jacobians: docs/derivations.md.
 [<RequireQualifiedAccess>]
 module Lstm =
-    let private layout (I: int) (H: int) =
-        let H4 = 4L * int64 H
-        ParameterLayout [ "weight_ih", [ H4; int64 I ]
-                          "weight_hh", [ H4; int64 H ]
-                          "bias_ih", [ H4 ]
-                          "bias_hh", [ H4 ] ]
+    let private layout (I: int) (H: int) = ParameterLayout.Recurrent(4, I, H)
 
     /// An LSTM with input size I and hidden size H.
     [<CompiledName("Create")>]
@@ -64,9 +59,6 @@ module Lstm =
             let c = torch.addcmul(f * cPrev, i, g, 1.0.ToScalar()) // f ⊙ c_{t−1} + i ⊙ g
             torch.cat([| o * c.tanh (); c |], -1L) // [h_t; c_t]: [B; 2H]
 
-        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
-            let step = projected theta
-            fun x s -> step (project theta x) s
 
         let jacobians (theta: Tensor) (x: Tensor) (s: Tensor) =
             let hPrev, cPrev, i, f, g, o, _, tc, _ = forward theta x s
@@ -85,15 +77,5 @@ module Lstm =
             { State = torch.cat([| dsdh; dsdc |], 2L) // [B; 2H; 2H]
               Parameters = torch.cat([| Tensors.wrtWeight J x; Tensors.wrtWeight J hPrev; J; J |], 2L) } // [B; 2H; P]
 
-        { Name = "lstm"
-          InputSize = inputSize
-          HiddenSize = hiddenSize
-          StateSize = 2 * hiddenSize
-          Layout = L
-          Transition = transition
-          InputProjection = Some project
-          ProjectedTransition = Some projected
-          Jacobians = Some jacobians
-          RowParameters = true
-          InitScale = 1.0 / sqrt (float hiddenSize)
-          Equations = "c_t = f ⊙ c_(t-1) + i ⊙ tanh(W_c x + U_c h_(t-1) + b_c);  h_t = o ⊙ tanh(c_t)" }
+        Cell.fromProjection "lstm" inputSize hiddenSize (2 * hiddenSize) L
+            "c_t = f ⊙ c_(t-1) + i ⊙ tanh(W_c x + U_c h_(t-1) + b_c);  h_t = o ⊙ tanh(c_t)" project projected jacobians

@@ -64,9 +64,6 @@ module MultiplicativeRnn =
             let m = f * Tensors.linear W_fh h // [B; F]
             (Tensors.affine a m W_hf).tanh ()
 
-        let transition (theta: Tensor) : Tensor -> Tensor -> Tensor =
-            let step = projected theta
-            fun x h -> step (project theta x) h
 
         let jacobians (theta: Tensor) (x: Tensor) (h: Tensor) =
             let f, u, m, hNext = forward theta x h
@@ -78,15 +75,5 @@ module MultiplicativeRnn =
               Parameters =
                 torch.cat([| Tensors.wrtWeight D x; Tensors.wrtWeight Jf x; Tensors.wrtWeight Ju h; Tensors.wrtWeight D m; D |], 2L) }
 
-        { Name = "mrnn"
-          InputSize = inputSize
-          HiddenSize = hiddenSize
-          StateSize = hiddenSize
-          Layout = L
-          Transition = transition
-          InputProjection = Some project
-          ProjectedTransition = Some projected
-          Jacobians = Some jacobians
-          RowParameters = true
-          InitScale = 1.0 / sqrt (float hiddenSize)
-          Equations = "h_t = tanh(W_hx x + W_hf ((W_fx x) ⊙ (W_fh h_(t-1))) + b_h)" }
+        Cell.fromProjection "mrnn" inputSize hiddenSize hiddenSize L
+            "h_t = tanh(W_hx x + W_hf ((W_fx x) ⊙ (W_fh h_(t-1))) + b_h)" project projected jacobians

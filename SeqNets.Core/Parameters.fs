@@ -47,6 +47,15 @@ type ParameterLayout(blocks: (string * int64 list) list) =
         if theta.dim () = 1L then theta.narrow(0L, b.Offset, b.Count).view b.Shape
         else theta.narrow(1L, b.Offset, b.Count).view (Array.append [| theta.shape[0] |] b.Shape)
 
+    /// PyTorch's layout of one recurrent layer with `gates` blocks of H rows (1 for nn.RNN, 3 for
+    /// nn.GRU, 4 for nn.LSTM): weight_ih [gH; I], weight_hh [gH; H], bias_ih [gH], bias_hh [gH].
+    static member Recurrent(gates: int, inputSize: int, hiddenSize: int) =
+        let G = int64 (gates * hiddenSize)
+        ParameterLayout [ "weight_ih", [ G; int64 inputSize ]
+                          "weight_hh", [ G; int64 hiddenSize ]
+                          "bias_ih", [ G ]
+                          "bias_hh", [ G ] ]
+
     override l.ToString() =
         let parts = blocks |> List.map (fun b -> $"""{b.Name} [{String.Join("; ", b.Shape)}]""")
         $"""P = {l.Count}: {String.Join(", ", parts)}"""

@@ -201,22 +201,6 @@ module Rnn =
     /// against autodiff) and timed, as the seqnets verify command does for random cases.
     [<CompiledName("Identity")>]
     let identity (xs: Tensor) (net: Network) : IdentityResult =
-        let timed f =
-            let sw = Stopwatch.StartNew()
-            let r = f ()
-            r, sw.Elapsed
         use _ = torch.NewDisposeScope()
-        let states = unroll xs net // [T+1; B; S]
-        let cell, theta = net.Cell, net.Theta
-        let (j, closed), tClosed = timed (fun () -> let j = Bptt.jacobians cell theta xs states in j, Bptt.byClosedForm j)
-        let recurrence, tRec = timed (fun () -> Bptt.byRecurrence (Bptt.jacobians cell theta xs states))
-        let autodiff, tAuto = timed (fun () -> Bptt.byAutodiff cell theta xs states[0L])
-        let ja = Bptt.jacobiansByAutodiff cell theta xs states
-        { StateJacobianError = Tensors.relativeError j.State ja.State
-          ParameterJacobianError = Tensors.relativeError j.Parameters ja.Parameters
-          RecurrenceVsClosedForm = Tensors.relativeError recurrence closed
-          ClosedFormVsAutodiff = Tensors.relativeError closed autodiff
-          Magnitude = Tensors.maxAbs autodiff
-          ClosedFormTime = tClosed
-          RecurrenceTime = tRec
-          AutodiffTime = tAuto }
+        let states = unroll xs net // [T+1; B; S]: checks xs against the network
+        Verify.identity net.Cell { Theta = net.Theta; Inputs = xs; InitialState = states[0L]; Regime = Moderate }
