@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Documentation shows only code that CI runs.
 # Pages written as F# scripts: docs/X.fsx is the source, run by CI, and docs/X.md is the page made
-# from it (prose from the (** … *) comments, the code between them as ```fsharp blocks). For every
-# docs/*.fsx with a docs/*.md beside it this checks that
-#   - every ```fsharp block of the page appears verbatim in the script, and
-#   - the page is the one the script makes now, so the prose cannot drift either.
-# Other pages with code from a compiled program: every ```csharp block of docs/api.md appears
-# verbatim in the C# program that .ci/packages.sh builds and runs.
-# `bash .ci/docs.sh --write` remakes the pages from the scripts.
+# from it: prose from the (** … *) comments, the code between them as ```fsharp blocks. Code after a
+# line "(*** hide ***)" runs but is left off the page, up to the next (** comment: the script's
+# header, the checks of what the page claims, ";;" between snippets that reuse a name.
+# For every docs/*.fsx this checks that
+#   - every ```fsharp block of the page appears verbatim in the script,
+#   - the page is the one the script makes now, so the prose cannot drift either, and
+#   - the script runs (dotnet fsi) and exits 0: its checks of the page's claims hold.
+# Every other page: a ```fsharp block only on a page made from a script; ```csharp blocks only in
+# docs/api.md, whose blocks appear verbatim in the C# program that .ci/packages.sh builds and runs,
+# and docs/getting-started-csharp.md, whose blocks the C# tests compile and run (DocsSnippets.cs).
+# `bash .ci/docs.sh --write` remakes the pages from the scripts; `--pages` checks the pages and
+# runs no script. Run after `dotnet build SeqNets.slnx -c Release`: the scripts #r the build output.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,13 +35,15 @@ page() { # script
                 }
                 n = 0
             }
-            /^\(\*\*[ \t]*$/ && !prose { flush(); prose = 1; next }
-            /^\*\)[ \t]*$/ && prose { prose = 0; next }
+            /^\(\*\*\*[ \t]*hide[ \t]*\*\*\*\)[ \t]*$/ && !prose { flush(); hidden = 1; next }
+            /^\(\*\*[ \t]*$/ && !prose { flush(); prose = 1; hidden = 0; print ""; next }
+            /^\*\)[ \t]*$/ && prose { prose = 0; print ""; next }
             prose { print; next }
+            hidden { next }
             { code[++n] = $0 }
             END { flush() }
         ' "$1"
-    } | cat -s
+    } | cat -s | awk '{ lines[NR] = $0 } END { last = NR; while (last > 0 && lines[last] == "") last--; for (i = 1; i <= last; i++) print lines[i] }'
 }
 
 # Every ```<language> block of the page that is not a verbatim part of the source.
@@ -54,35 +61,75 @@ missing_blocks() { # page, source, language
     ' "$2" "$1"
 }
 
-write=0
-[ "${1:-}" = "--write" ] && write=1
+mode=check
+case "${1:-}" in
+    --write) mode=write ;;
+    --pages) mode=pages ;;
+    "") ;;
+    *) echo "usage: bash .ci/docs.sh [--write | --pages]"; exit 2 ;;
+esac
 failed=0
+
 for script in docs/*.fsx; do
     md="${script%.fsx}.md"
-    if [ "$write" -eq 1 ]; then
+    if [ "$mode" = write ]; then
         page "$script" >"$md"
         echo "wrote $md"
         continue
     fi
-    [ -f "$md" ] || continue
-    if ! missing_blocks "$md" "$script" fsharp; then
+    ok=1
+    if [ ! -f "$md" ]; then
+        echo "docs: $script has no page $md; run: bash .ci/docs.sh --write"
+        ok=0
+    elif ! missing_blocks "$md" "$script" fsharp; then
         echo "docs: $md shows F# code that $script does not run"
-        failed=1
+        ok=0
     fi
-    if ! diff -u "$md" <(page "$script") >/dev/null; then
+    if [ -f "$md" ] && ! diff -u "$md" <(page "$script") >/dev/null; then
         echo "docs: $md is not the page $script makes; run: bash .ci/docs.sh --write"
         diff -u "$md" <(page "$script") | head -n 40
+        ok=0
+    fi
+    if [ "$ok" -eq 1 ]; then echo "docs: $md matches $script"; else failed=1; fi
+done
+[ "$mode" = write ] && exit 0
+
+for md in docs/*.md; do
+    name=$(basename "$md")
+    if grep -q '^```fsharp[ \t]*$' "$md" && [ ! -f "${md%.md}.fsx" ]; then
+        echo "docs: $md shows F# code but is not made from a script docs/${name%.md}.fsx"
         failed=1
     fi
-    [ "$failed" -eq 0 ] && echo "docs: $md matches $script"
+    case "$name" in
+        api.md | getting-started-csharp.md) ;;
+        *) if grep -q '^```csharp[ \t]*$' "$md"; then
+               echo "docs: $md shows C# code that nothing compiles (only api.md and getting-started-csharp.md may)"
+               failed=1
+           fi ;;
+    esac
 done
 
-if [ "$write" -eq 0 ]; then
-    if missing_blocks docs/api.md .ci/packages.sh csharp; then
-        echo "docs: docs/api.md shows only C# that .ci/packages.sh compiles and runs"
-    else
-        echo "docs: docs/api.md shows C# that .ci/packages.sh does not compile"
-        failed=1
-    fi
+if missing_blocks docs/api.md .ci/packages.sh csharp; then
+    echo "docs: docs/api.md shows only C# that .ci/packages.sh compiles and runs"
+else
+    echo "docs: docs/api.md shows C# that .ci/packages.sh does not compile"
+    failed=1
+fi
+
+if [ "$mode" = check ]; then
+    for script in docs/*.fsx; do
+        start=$(date +%s)
+        # A script split into interactions by ";;" can report a syntax error in one and still exit 0:
+        # any compiler error counts as a failure.
+        if dotnet fsi "$script" >/dev/null 2>"${TMPDIR:-/tmp}/docs-fsi.$$" \
+            && ! grep -q 'error FS[0-9]' "${TMPDIR:-/tmp}/docs-fsi.$$"; then
+            echo "docs: $script runs, every claim checked ($(( $(date +%s) - start )) s)"
+        else
+            echo "docs: $script FAILED ($(( $(date +%s) - start )) s):"
+            cat "${TMPDIR:-/tmp}/docs-fsi.$$"
+            failed=1
+        fi
+    done
+    rm -f "${TMPDIR:-/tmp}/docs-fsi.$$"
 fi
 exit "$failed"
