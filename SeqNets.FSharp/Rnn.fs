@@ -22,7 +22,7 @@ type Network =
       Theta: Tensor
       /// The dtype of θ, of the inputs and of every result.
       Dtype: torch.ScalarType }
-    /// The text F# Interactive shows, e.g. `lstm (I = 3, H = 5, S = 10, P = 320), float64, θ in [-0.447, 0.447]`.
+    /// The text F# Interactive shows, e.g. `lstm (I = 3, H = 5, S = 10, P = 200), float64, θ in [-0.447, 0.447]`.
     member n.Display = n.ToString()
     override n.ToString() =
         use _ = torch.no_grad ()

@@ -224,6 +224,13 @@ LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 tools
 
 Run the interop tests alone with
 `dotnet run --project tests/SeqNets.Tests -c Release -- --filter-test-list Interop`.
+
+## From C#
+
+C# callers use `RecurrentNetwork.ExportPyTorch(path)` / `RecurrentNetwork.ImportPyTorch(cell, path, options)`
+for one layer and `CharLanguageModel.ExportPyTorch(path)` / `CharLanguageModel.ImportPyTorch(path, corpus, kind)`
+for whole character models; file problems raise `SeqNetsStateDictException` (with `Path`, `Key` and
+`Problem`). See [getting-started-csharp.md](getting-started-csharp.md#pytorch-interop).
 *)
 (*** hide ***)
 (again :> System.IDisposable).Dispose ()
