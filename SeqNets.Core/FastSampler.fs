@@ -9,6 +9,7 @@ namespace SeqNets
 open System
 open System.Numerics
 open System.Numerics.Tensors
+open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
 open TorchSharp
 
@@ -39,6 +40,7 @@ type internal FastSampler(layers: FastLayer[], outWeight: float32[], outBias: fl
 
     /// y = M x (+ y when accumulate) for M [rows; cols] row-major: four rows at a time, so that
     /// each SIMD load of x serves four rows (the matrix streams from cache once per step).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member MatVec(m: ReadOnlySpan<float32>, rows: int, cols: int, x: ReadOnlySpan<float32>, y: Span<float32>, accumulate: bool) =
         let w = Vector<float32>.Count
         let vectorCols = cols - cols % w
@@ -79,6 +81,9 @@ type internal FastSampler(layers: FastLayer[], outWeight: float32[], outBias: fl
             r <- r + 1
 
     /// One step of every layer for character id; returns the logits [V] (valid until the next step).
+    // Optimised from the first call: a sampling run is a few thousand calls, too few for the
+    // tiered JIT to reach its optimised code in time.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     member _.Step(id: int) : float32[] =
         let mutable input = ReadOnlySpan<float32>()
         for l in 0 .. layers.Length - 1 do
@@ -100,17 +105,14 @@ type internal FastSampler(layers: FastLayer[], outWeight: float32[], outBias: fl
                 FastSampler.MatVec(ReadOnlySpan<float32>(L.U), 4 * H, H, h, p, true) // pre = px + U h, rows (i, f, g, o)
                 let c = s.Slice(H, H)
                 let pre = px[l]
-                let i = ReadOnlySpan<float32>(pre, 0, H)
-                let f = ReadOnlySpan<float32>(pre, H, H)
-                let g = ReadOnlySpan<float32>(pre, 2 * H, H)
-                let o = ReadOnlySpan<float32>(pre, 3 * H, H)
-                TensorPrimitives.Sigmoid(ReadOnlySpan(pre, 0, 2 * H), Span(pre, 0, 2 * H)) // i, f
-                TensorPrimitives.Tanh(g, Span(pre, 2 * H, H)) // g
-                TensorPrimitives.Sigmoid(o, Span(pre, 3 * H, H)) // o
-                TensorPrimitives.Multiply(f, Span.op_Implicit c, c) // f ⊙ c_{t−1}
-                TensorPrimitives.FusedMultiplyAdd(i, g, Span.op_Implicit c, c) // + i ⊙ g
-                TensorPrimitives.Tanh(Span.op_Implicit c, h)
-                TensorPrimitives.Multiply(o, Span.op_Implicit h, h) // h_t = o ⊙ tanh(c_t)
+                for k in 0 .. H - 1 do
+                    let i = 1.0f / (1.0f + MathF.Exp(-pre[k]))
+                    let f = 1.0f / (1.0f + MathF.Exp(-pre[H + k]))
+                    let g = MathF.Tanh(pre[2 * H + k])
+                    let o = 1.0f / (1.0f + MathF.Exp(-pre[3 * H + k]))
+                    let cNew = f * c[k] + i * g // f ⊙ c_{t−1} + i ⊙ g
+                    c[k] <- cNew
+                    h[k] <- o * MathF.Tanh cNew // h_t = o ⊙ tanh(c_t)
             | GruPyTorch ->
                 let g = gh[l].AsSpan(0, 3 * H)
                 L.Extra.AsSpan().CopyTo g // b_hh

@@ -24,6 +24,7 @@ module Sampling =
 
     /// Draws an index from logits with temperature and top-k.
     [<CompiledName("Draw")>]
+    [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
     let draw (options: SamplingOptions) (rng: SplitMix) (logits: float[]) : int =
         let scaled = logits |> Array.map (fun l -> l / options.Temperature)
         let keep =
@@ -47,6 +48,7 @@ module Sampling =
     /// has none) and then draws `length` characters. Unknown characters in the prime are an
     /// ArgumentException naming them.
     [<CompiledName("Generate")>]
+    [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
     let generate (model: CharModel) (vocabulary: Vocabulary) (prime: string) (length: int) (options: SamplingOptions) : string =
         Check.notNull "model" model
         Check.notNull "vocabulary" vocabulary

@@ -108,16 +108,20 @@ def main():
         _, state = step(x, y, state)
     train_rate = a.timed_steps * a.batch * a.seq / (time.perf_counter() - t)
 
-    # Sampling at batch 1, one character at a time.
-    with torch.no_grad():
-        s, c = None, torch.tensor([[0]])
-        g = torch.Generator().manual_seed(a.seed)
-        t = time.perf_counter()
-        for _ in range(a.sample_chars):
-            logits, s = model(c, s)
-            probs = F.softmax(logits[-1, 0] / 0.8, dim=-1)
-            c = torch.multinomial(probs, 1, generator=g).view(1, 1)
-        sample_rate = a.sample_chars / (time.perf_counter() - t)
+    # Sampling at batch 1, one character at a time, after a warm-up of the same length (as the
+    # SeqNets side, whose JIT needs one).
+    def sample(n):
+        with torch.no_grad():
+            s, c = None, torch.tensor([[0]])
+            g = torch.Generator().manual_seed(a.seed)
+            for _ in range(n):
+                logits, s = model(c, s)
+                probs = F.softmax(logits[-1, 0] / 0.8, dim=-1)
+                c = torch.multinomial(probs, 1, generator=g).view(1, 1)
+    sample(a.sample_chars)
+    t = time.perf_counter()
+    sample(a.sample_chars)
+    sample_rate = a.sample_chars / (time.perf_counter() - t)
 
     val_loss = None
     if a.loss_steps > 0:
