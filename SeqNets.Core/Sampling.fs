@@ -26,23 +26,32 @@ module Sampling =
     [<CompiledName("Draw")>]
     [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
     let draw (options: SamplingOptions) (rng: SplitMix) (logits: float[]) : int =
-        let scaled = logits |> Array.map (fun l -> l / options.Temperature)
-        let keep =
-            if options.TopK > 0 && options.TopK < scaled.Length then
-                let threshold = (Array.sortDescending scaled)[options.TopK - 1]
-                fun i -> scaled[i] >= threshold
-            else fun _ -> true
-        let m = scaled |> Array.max
-        let weights = scaled |> Array.mapi (fun i l -> if keep i then exp (l - m) else 0.0)
-        let total = Array.sum weights
+        // Plain loops, no closures: this runs once per character and should be optimised code
+        // from the first call.
+        let n = logits.Length
+        let threshold =
+            if options.TopK > 0 && options.TopK < n then (Array.sortDescending logits)[options.TopK - 1]
+            else Double.NegativeInfinity
+        let mutable m = Double.NegativeInfinity
+        for i in 0 .. n - 1 do
+            if logits[i] > m then m <- logits[i]
+        let weights = Array.zeroCreate<float> n
+        let mutable total = 0.0
+        for i in 0 .. n - 1 do
+            if logits[i] >= threshold then
+                weights[i] <- exp ((logits[i] - m) / options.Temperature) // softmax(y / temperature), unnormalised
+                total <- total + weights[i]
         let u = rng.NextDouble() * total
         let mutable acc = 0.0
         let mutable pick = -1
-        for i in 0 .. weights.Length - 1 do
-            if pick < 0 && weights[i] > 0.0 then
-                acc <- acc + weights[i]
-                if u < acc then pick <- i
-        if pick >= 0 then pick else Array.findIndexBack (fun w -> w > 0.0) weights
+        let mutable last = -1
+        for i in 0 .. n - 1 do
+            if weights[i] > 0.0 then
+                last <- i
+                if pick < 0 then
+                    acc <- acc + weights[i]
+                    if u < acc then pick <- i
+        if pick >= 0 then pick else last
 
     /// Primes the model with `prime` (empty: a newline, or the first character if the vocabulary
     /// has none) and then draws `length` characters. Unknown characters in the prime are an

@@ -14,6 +14,7 @@ type SplitMix(seed: uint64) =
     /// The current state.
     member _.State with get () = state and set v = state <- v
     /// The next 64 random bits.
+    [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
     member _.NextUInt64() =
         state <- state + 0x9E3779B97F4A7C15UL
         let mutable z = state

@@ -108,8 +108,8 @@ def main():
         _, state = step(x, y, state)
     train_rate = a.timed_steps * a.batch * a.seq / (time.perf_counter() - t)
 
-    # Sampling at batch 1, one character at a time, after a warm-up of the same length (as the
-    # SeqNets side, whose JIT needs one).
+    # Sampling at batch 1, one character at a time, after a warm-up of twice the length (as the
+    # SeqNets side, whose JIT reaches its optimised code after a few thousand characters).
     def sample(n):
         with torch.no_grad():
             s, c = None, torch.tensor([[0]])
@@ -118,7 +118,7 @@ def main():
                 logits, s = model(c, s)
                 probs = F.softmax(logits[-1, 0] / 0.8, dim=-1)
                 c = torch.multinomial(probs, 1, generator=g).view(1, 1)
-    sample(a.sample_chars)
+    sample(2 * a.sample_chars)
     t = time.perf_counter()
     sample(a.sample_chars)
     sample_rate = a.sample_chars / (time.perf_counter() - t)
