@@ -116,7 +116,50 @@ else
     failed=1
 fi
 
+# The README's C# block, without its using lines, appears in the C# test that compiles and runs it
+# (ReadmeExample.cs), line by line up to indentation.
+readme_csharp() {
+    awk '
+        function norm(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
+        NR == FNR { source = source norm($0) "\n"; next }
+        /^```csharp[ \t]*$/ { inside = 1; block = ""; next }
+        inside && /^```[ \t]*$/ { inside = 0; next }
+        inside && !/^using [A-Za-z.]+;[ \t]*$/ && norm($0) != "" { block = block norm($0) "\n" }
+        END { if (block == "" || index(source, block) == 0) { printf "%s", block; exit 1 } }
+    ' tests/SeqNets.CSharp.Tests/ReadmeExample.cs README.md
+}
+if readme_csharp >/dev/null; then
+    echo "docs: README.md's C# block is the one the C# tests compile and run"
+else
+    echo "docs: README.md's C# block differs from tests/SeqNets.CSharp.Tests/ReadmeExample.cs:"
+    readme_csharp
+    failed=1
+fi
+
 if [ "$mode" = check ]; then
+    # The README's F# blocks run as written, each as a script next to the README (so that its
+    # relative #r paths resolve), after a hidden header that references the built assemblies.
+    n=0
+    while IFS= read -r -d '' block; do
+        n=$((n + 1))
+        script=".readme-block-$n.$$.fsx"
+        {
+            echo '#r "SeqNets.FSharp/bin/Release/net10.0/TorchSharp.dll"'
+            echo '#r "SeqNets.FSharp/bin/Release/net10.0/SeqNets.Core.dll"'
+            printf '%s' "$block"
+        } >"$script"
+        if dotnet fsi "$script" >/dev/null 2>"${TMPDIR:-/tmp}/docs-fsi.$$" \
+            && ! grep -q 'error FS[0-9]' "${TMPDIR:-/tmp}/docs-fsi.$$"; then
+            echo "docs: README.md's F# block $n runs"
+        else
+            echo "docs: README.md's F# block $n FAILED:"
+            cat "${TMPDIR:-/tmp}/docs-fsi.$$"
+            failed=1
+        fi
+        rm -f "$script"
+    done < <(awk '/^```fsharp[ \t]*$/ { inside = 1; block = ""; next }
+                  inside && /^```[ \t]*$/ { inside = 0; printf "%s%c", block, 0; next }
+                  inside { block = block $0 "\n" }' README.md)
     for script in docs/*.fsx; do
         start=$(date +%s)
         # A script split into interactions by ";;" can report a syntax error in one and still exit 0:
