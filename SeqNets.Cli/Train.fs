@@ -82,10 +82,16 @@ let run (o: Options) : int =
     use _ = trainer.Model
     let model = trainer.Model
     let t = trainer.Config
+    let clipping =
+        match t.Clipping with
+        | NoClipping -> "no clipping"
+        | ByNorm n -> $"clipping by norm {n}"
+        | ByValue v -> $"clipping by value {v}"
+    let path = match trainer.Path with Fused -> "libtorch's fused kernels" | Step -> "the cells' equations step by step"
     AnsiConsole.MarkupLine(
-        $"[bold]training[/] a {model.Config.Layers}×{model.Config.HiddenSize} {model.Config.Kind} ({model.ParameterCount:N0} parameters, {trainer.Path} path) "
+        $"[bold]training[/] a {model.Config.Layers}×{model.Config.HiddenSize} {model.Config.Kind} ({model.ParameterCount:N0} parameters, {path}) "
         + $"on {Markup.Escape source}: {corpus.Train.Length:N0} training / {corpus.Validation.Length:N0} validation characters, "
-        + $"vocabulary {vocabulary.Size}; B = {t.Batch}, T = {t.SequenceLength}, {t.Strategy} BPTT, {t.Optimizer} {t.LearningRate}, clip {t.Clipping}")
+        + $"vocabulary {vocabulary.Size}; B = {t.Batch}, T = {t.SequenceLength}, {t.Strategy} BPTT, {t.Optimizer} {t.LearningRate}, {clipping}")
     use cts = new CancellationTokenSource()
     let onCancel = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler onCancel
