@@ -55,6 +55,8 @@ let private ms (t: TimeSpan) = t.TotalMilliseconds.ToString("0", Globalization.C
 
 /// Prints the table and returns 0 when every disagreement is within tolerance, 1 otherwise.
 let run (cases: int) (maxSteps: int) (seed: uint64) (tolerance: float) : int =
+    // Redirected output has no terminal width; give the table room instead of wrapping every cell.
+    if Console.IsOutputRedirected then AnsiConsole.Profile.Width <- max AnsiConsole.Profile.Width 150
     AnsiConsole.MarkupLine(
         $"[bold]SeqNets verify[/]: ∂h_t/∂θ by (a) the recurrence a_t = b_t + c_t a_(t-1), (b) the closed form "
         + $"b_t + Σ_i (Π_j c_j) b_i from hand-derived c_t, b_t, and (c) reverse-mode autodiff; float64, {cases} random cases per cell, "
