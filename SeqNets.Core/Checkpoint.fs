@@ -98,26 +98,25 @@ module Checkpoint =
     let private payload (trainer: Trainer) (vocabulary: Vocabulary) =
         let model = trainer.Model
         let c, t = model.Config, trainer.Config
-        let header =
-            JsonObject(
-                [ Collections.Generic.KeyValuePair<string, JsonNode>("kind", JsonValue.Create(string c.Kind))
-                  Collections.Generic.KeyValuePair("vocabularySize", JsonValue.Create c.VocabularySize)
-                  Collections.Generic.KeyValuePair("hiddenSize", JsonValue.Create c.HiddenSize)
-                  Collections.Generic.KeyValuePair("layers", JsonValue.Create c.Layers)
-                  Collections.Generic.KeyValuePair("dtype", JsonValue.Create(if model.DType = torch.float32 then "float32" else "float64"))
-                  Collections.Generic.KeyValuePair("vocabulary", JsonValue.Create(String(Array.ofSeq vocabulary.Characters)))
-                  Collections.Generic.KeyValuePair("strategy", JsonValue.Create(string t.Strategy))
-                  Collections.Generic.KeyValuePair("optimizer", JsonValue.Create(optimizerText t.Optimizer))
-                  Collections.Generic.KeyValuePair("learningRate", JsonValue.Create t.LearningRate)
-                  Collections.Generic.KeyValuePair("schedule", JsonValue.Create(scheduleText t.Schedule))
-                  Collections.Generic.KeyValuePair("clipping", JsonValue.Create(clippingText t.Clipping))
-                  Collections.Generic.KeyValuePair("batch", JsonValue.Create t.Batch)
-                  Collections.Generic.KeyValuePair("sequenceLength", JsonValue.Create t.SequenceLength)
-                  Collections.Generic.KeyValuePair("path", JsonValue.Create(string trainer.Path))
-                  Collections.Generic.KeyValuePair("seed", JsonValue.Create t.Seed)
-                  Collections.Generic.KeyValuePair("step", JsonValue.Create trainer.StepCount)
-                  Collections.Generic.KeyValuePair("position", JsonValue.Create trainer.Position)
-                  Collections.Generic.KeyValuePair("randomState", JsonValue.Create trainer.RandomState) ])
+        let header = JsonObject()
+        header["kind"] <- JsonValue.Create(string c.Kind)
+        header["vocabularySize"] <- JsonValue.Create c.VocabularySize
+        header["hiddenSize"] <- JsonValue.Create c.HiddenSize
+        header["layers"] <- JsonValue.Create c.Layers
+        header["dtype"] <- JsonValue.Create(if model.DType = torch.float32 then "float32" else "float64")
+        header["vocabulary"] <- JsonValue.Create(String(Array.ofSeq vocabulary.Characters))
+        header["strategy"] <- JsonValue.Create(string t.Strategy)
+        header["optimizer"] <- JsonValue.Create(optimizerText t.Optimizer)
+        header["learningRate"] <- JsonValue.Create t.LearningRate
+        header["schedule"] <- JsonValue.Create(scheduleText t.Schedule)
+        header["clipping"] <- JsonValue.Create(clippingText t.Clipping)
+        header["batch"] <- JsonValue.Create t.Batch
+        header["sequenceLength"] <- JsonValue.Create t.SequenceLength
+        header["path"] <- JsonValue.Create(string trainer.Path)
+        header["seed"] <- JsonValue.Create t.Seed
+        header["step"] <- JsonValue.Create trainer.StepCount
+        header["position"] <- JsonValue.Create trainer.Position
+        header["randomState"] <- JsonValue.Create trainer.RandomState
         use ms = new MemoryStream()
         use w = new BinaryWriter(ms)
         let json = Text.Encoding.UTF8.GetBytes(header.ToJsonString())
