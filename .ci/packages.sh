@@ -71,7 +71,10 @@ check_package() { # id, dependencies as "id version" words...
     for f in README.md "lib/net10.0/$id.dll" "lib/net10.0/$id.xml"; do
         grep -qxF "$f" "$files" || { echo "  $id.nupkg: expected $f inside"; ok=1; }
     done
-    unzip -Z1 "$snupkg" | grep -qxF "lib/net10.0/$id.pdb" || { echo "  $id.snupkg: expected lib/net10.0/$id.pdb inside"; ok=1; }
+    # The listing goes to a file first: under pipefail, `unzip | grep -q` fails whenever grep
+    # stops reading before unzip has finished writing (SIGPIPE), which depends on timing.
+    unzip -Z1 "$snupkg" >"$work/$id.symbols"
+    grep -qxF "lib/net10.0/$id.pdb" "$work/$id.symbols" || { echo "  $id.snupkg: expected lib/net10.0/$id.pdb inside"; ok=1; }
     expect "$id.nuspec" "$nuspec" '<license type="expression">MIT</license>' || ok=1
     expect "$id.nuspec" "$nuspec" '<readme>README.md</readme>' || ok=1
     expect "$id.nuspec" "$nuspec" '<repository type="git"' || ok=1
