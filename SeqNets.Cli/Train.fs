@@ -92,9 +92,13 @@ let run (o: Options) : int =
         $"[bold]training[/] a {model.Config.Layers}×{model.Config.HiddenSize} {model.Config.Kind} ({model.ParameterCount:N0} parameters, {path}) "
         + $"on {Markup.Escape source}: {corpus.Train.Length:N0} training / {corpus.Validation.Length:N0} validation characters, "
         + $"vocabulary {vocabulary.Size}; B = {t.Batch}, T = {t.SequenceLength}, {t.Strategy} BPTT, {t.Optimizer} {t.LearningRate}, {clipping}")
+    // Ctrl+C ends the run after the current step. The handler stays until the checkpoint and the
+    // plot are written, so a second Ctrl+C (or a signal sent to the whole process group, as
+    // `timeout` does) cannot kill the process halfway through saving.
     use cts = new CancellationTokenSource()
     let onCancel = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler onCancel
+    use _ = { new IDisposable with member _.Dispose() = Console.CancelKeyPress.RemoveHandler onCancel }
     let losses = ResizeArray<int * float>()
     let validation = ResizeArray<int * float>()
     let first = trainer.StepCount
@@ -145,12 +149,12 @@ let run (o: Options) : int =
                 lastPrint <- sw.Elapsed
                 let eta = TimeSpan.FromSeconds(if p > 0.0 then sw.Elapsed.TotalSeconds * (1.0 - p) / p else 0.0)
                 printfn "step %d (%3.0f%%)  %s  eta %s" r.Step (100.0 * min 1.0 p) (describe r) (eta.ToString(@"hh\:mm\:ss")))
-    Console.CancelKeyPress.RemoveHandler onCancel
     let v = validate ()
     Directory.CreateDirectory o.OutDir |> ignore
     Checkpoint.save checkpointPath trainer vocabulary
     let plotPath = Path.Combine(o.OutDir, "loss.png")
     plotLosses plotPath (List.ofSeq losses) (List.ofSeq validation)
+    Console.CancelKeyPress.RemoveHandler onCancel
     if cts.IsCancellationRequested then
         AnsiConsole.MarkupLine($"[yellow]interrupted[/] after step {trainer.StepCount}; the checkpoint is saved")
     let rate = float chars / max 1e-9 sw.Elapsed.TotalSeconds

@@ -16,6 +16,7 @@ module Autodiff =
     /// gradOutputs g_k default to ones (so a scalar output gives its gradient).
     [<CompiledName("Grad")>]
     let gradWith (retainGraph: bool) (createGraph: bool) (outputs: Tensor list) (inputs: Tensor list) (gradOutputs: Tensor list option) : Tensor list =
+        use _ = SignalShield.enter ()
         Native.ensure ()
         if outputs.IsEmpty then Check.fail "outputs" "outputs: expected at least one tensor, but got none."
         if inputs.IsEmpty then Check.fail "inputs" "inputs: expected at least one tensor, but got none."
@@ -56,6 +57,7 @@ module Autodiff =
     /// each row (t, b, i) carries its own copy of θ and of s_{t−1} and is differentiated at its
     /// own output component i. Otherwise one pass per (t, b, i).
     let trajectoryJacobians (cell: Cell) (theta: Tensor) (xs: Tensor) (states: Tensor) : Tensor * Tensor =
+        use _ = SignalShield.enter ()
         let T, B, I = xs.shape[0], xs.shape[1], xs.shape[2]
         let S, P = int64 cell.StateSize, int64 cell.ParameterCount
         let sPrev = states.narrow(0L, 0L, T).detach () // [T; B; S]
@@ -90,6 +92,7 @@ module Autodiff =
     /// R = T·B·S rows: row (t, b, i) replays sequence b with its own copy of θ and is
     /// differentiated at s_t[i]. Otherwise one backward pass per (t, b, i).
     let stateParameterJacobian (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
+        use _ = SignalShield.enter ()
         let T, B, I = xs.shape[0], xs.shape[1], xs.shape[2]
         let S, P = int64 cell.StateSize, int64 cell.ParameterCount
         if cell.RowParameters then
@@ -121,6 +124,7 @@ module Autodiff =
     /// Gradients of L = 1/T Σ_t ℓ(g(h_t), o_t) by reverse mode: (∂L/∂θ [P], ∂L/∂w_o [P_o], ∂L/∂s_0 [B; S]).
     let lossGradient (cell: Cell) (output: OutputLayer) (loss: Loss) (theta: Tensor) (wo: Tensor)
                      (xs: Tensor) (s0: Tensor) (targets: Tensor) : Tensor * Tensor * Tensor =
+        use _ = SignalShield.enter ()
         let thetaLeaf, woLeaf, s0Leaf = leaf theta, leaf wo, leaf s0
         let states = Recurrence.unrollUnchecked cell thetaLeaf (xs.detach ()) s0Leaf
         let ys = OutputLayer.apply output woLeaf (Recurrence.outputs cell states)

@@ -31,6 +31,7 @@ module Bptt =
     /// [T+1; B; S] (as returned by Recurrence.unroll).
     [<CompiledName("Jacobians")>]
     let jacobians (cell: Cell) (theta: Tensor) (xs: Tensor) (states: Tensor) : TrajectoryJacobians =
+        use _ = SignalShield.enter ()
         match cell.Jacobians with
         | None -> Check.fail "cell" $"cell: expected a cell with hand-derived Jacobians, but '{cell.Name}' has none; use Autodiff.trajectoryJacobians."
         | Some jac ->
@@ -42,12 +43,14 @@ module Bptt =
     /// The same c_t and b_t by autodiff, one step at a time.
     [<CompiledName("JacobiansByAutodiff")>]
     let jacobiansByAutodiff (cell: Cell) (theta: Tensor) (xs: Tensor) (states: Tensor) : TrajectoryJacobians =
+        use _ = SignalShield.enter ()
         let c, b = Autodiff.trajectoryJacobians cell theta xs states
         { State = c; Parameters = b }
 
     /// (a) a_t = b_t + c_t a_{t−1}, a_0 = 0, for t = 1..T: [T; B; S; P].
     [<CompiledName("ByRecurrence")>]
     let byRecurrence (j: TrajectoryJacobians) : Tensor =
+        use _ = SignalShield.enter ()
         let T = j.State.shape[0]
         let mutable a = j.Parameters[0L]
         let all = Array.zeroCreate (int T)
@@ -62,6 +65,7 @@ module Bptt =
     /// this is the closed form (b).
     [<CompiledName("ByWeightedSum")>]
     let byWeightedSum (weight: int -> int -> float) (j: TrajectoryJacobians) : Tensor =
+        use _ = SignalShield.enter ()
         let T = int j.State.shape[0]
         let B, S = j.State.shape[1], j.State.shape[2]
         let eye = torch.eye(S, dtype = j.State.dtype).expand(B, S, S)
@@ -90,6 +94,7 @@ module Bptt =
     /// (c) a_t by reverse-mode autodiff through the whole unrolled graph: [T; B; S; P].
     [<CompiledName("ByAutodiff")>]
     let byAutodiff (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
+        use _ = SignalShield.enter ()
         Cell.checkTheta cell "theta" theta
         Recurrence.checkSequence cell theta xs
         let s0 = InitialState.resolve cell theta.dtype xs.shape[1] (Given s0) // [S] → [B; S]
@@ -98,6 +103,7 @@ module Bptt =
     /// ∂s_t/∂s_0 = Π_{j=1}^{t} c_j for t = 1..T: [T; B; S; S].
     [<CompiledName("InitialStateSensitivity")>]
     let initialStateSensitivity (j: TrajectoryJacobians) : Tensor =
+        use _ = SignalShield.enter ()
         let T = j.State.shape[0]
         let mutable m = j.State[0L]
         let all = Array.zeroCreate (int T)
@@ -114,6 +120,7 @@ module Bptt =
     [<CompiledName("LossGradient")>]
     let lossGradient (cell: Cell) (output: OutputLayer) (loss: Loss) (wo: Tensor) (states: Tensor)
                      (j: TrajectoryJacobians) (a: Tensor) (targets: Tensor) : LossGradient =
+        use _ = SignalShield.enter ()
         let T = float (states.shape[0] - 1L)
         let hs = Recurrence.outputs cell states // [T; B; H]
         let ys = OutputLayer.apply output wo hs // [T; B; O]

@@ -158,6 +158,7 @@ type CharModel(config: ModelConfig, dtype: torch.ScalarType, seed: uint64) =
     /// other values scale it (randomized truncation's compensation). The fused path supports only
     /// weights 0 and 1.
     member m.Forward(path: ExecutionPath, ids: torch.Tensor, states: torch.Tensor[], ?boundaryWeights: float[]) : torch.Tensor * torch.Tensor[] =
+        use _ = SignalShield.enter ()
         if disposed then raise (ObjectDisposedException "CharModel")
         Check.dims "ids" "[T; B]" 2 ids
         Check.nonEmptyTime "ids" ids

@@ -168,6 +168,82 @@ type NativeDiagnosis =
     member d.Unfixable = d.Missing |> List.filter (fun n -> n.Relocated)
 
 /// Locating, checking, fixing and loading libtorch for TorchSharp.
+/// P/Invoke declarations for SignalShield.
+module internal SignalMaskInterop =
+    /// int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset); glibc's sigset_t is
+    /// 1024 bits (16 uint64 words), of which the kernel reads the first 64.
+    [<DllImport("libc", EntryPoint = "pthread_sigmask")>]
+    extern int pthread_sigmask(int how, uint64[] set, uint64[] oldset)
+
+/// Per-thread state of SignalShield: nesting depth and the mask to restore.
+type internal ShieldState =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private depth: int
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private saved: uint64[]
+    static member Depth with get () = ShieldState.depth and set v = ShieldState.depth <- v
+    static member Saved with get () = ShieldState.saved and set v = ShieldState.saved <- v
+
+/// Keeps asynchronous signals off the threads that run libtorch's kernels.
+///
+/// The float32 GEMM kernels that oneDNN generates at run time for AVX2 and AVX-512 (used by
+/// libtorch's fused RNN kernels, among others) point the stack pointer into a heap workspace while
+/// they run. A signal handled on such a thread at that moment gets its frame written by the
+/// kernel onto the heap, and the process later aborts in free() ("corrupted size vs. prev_size")
+/// or segfaults. .NET handles SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGCONT and SIGWINCH, so a Ctrl+C
+/// during training was enough (oneDNN issue 4845, fixed upstream after the libtorch 2.10 that
+/// TorchSharp 0.107 ships). The shield blocks these signals on the calling thread while SeqNets
+/// computes, and libtorch's worker threads, created inside a shielded call, inherit the block.
+/// The process still receives every signal: the kernel hands a process-directed signal to a thread
+/// that does not block it (one of the runtime's own), so Console.CancelKeyPress and
+/// PosixSignalRegistration work as before. On the way out the calling thread's mask is restored,
+/// so processes it starts later do not inherit a blocked mask. Does nothing on other systems.
+[<RequireQualifiedAccess>]
+module SignalShield =
+    /// The asynchronous signals that are blocked (Linux numbering): SIGHUP, SIGINT, SIGQUIT,
+    /// SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
+    /// SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR. Synchronous signals (SIGSEGV,
+    /// SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGPIPE, SIGSYS) and the real-time signals the
+    /// runtime uses to suspend threads are left alone.
+    let signals = [ 1; 2; 3; 10; 12; 14; 15; 17; 18; 20; 21; 22; 23; 24; 25; 26; 27; 28; 29; 30 ]
+
+    let private SIG_BLOCK = 0
+    let private SIG_SETMASK = 2
+    let private words = 16
+
+    let private blockSet =
+        let set = Array.zeroCreate<uint64> words
+        for s in signals do set[(s - 1) / 64] <- set[(s - 1) / 64] ||| (1UL <<< ((s - 1) % 64))
+        set
+
+    let private active = OperatingSystem.IsLinux()
+
+    /// Whether the calling thread currently blocks `signal` (Linux; false elsewhere).
+    let isBlocked (signal: int) : bool =
+        if not active then false
+        else
+            let current = Array.zeroCreate<uint64> words
+            if SignalMaskInterop.pthread_sigmask(SIG_BLOCK, null, current) <> 0 then false
+            else current[(signal - 1) / 64] &&& (1UL <<< ((signal - 1) % 64)) <> 0UL
+
+    let private exitShield =
+        { new IDisposable with
+            member _.Dispose() =
+                if active && ShieldState.Depth > 0 then
+                    ShieldState.Depth <- ShieldState.Depth - 1
+                    if ShieldState.Depth = 0 && not (isNull ShieldState.Saved) then
+                        SignalMaskInterop.pthread_sigmask(SIG_SETMASK, ShieldState.Saved, null) |> ignore }
+
+    /// Blocks the asynchronous signals on the calling thread until the result is disposed; nested
+    /// uses cost nothing. `use _ = SignalShield.enter ()` around code that runs libtorch kernels.
+    let enter () : IDisposable =
+        if active then
+            if ShieldState.Depth = 0 then
+                if isNull ShieldState.Saved then ShieldState.Saved <- Array.zeroCreate<uint64> words
+                SignalMaskInterop.pthread_sigmask(SIG_BLOCK, blockSet, ShieldState.Saved) |> ignore
+            ShieldState.Depth <- ShieldState.Depth + 1
+        exitShield
+
 [<RequireQualifiedAccess>]
 module Native =
     let private libName = "libLibTorchSharp.so"
@@ -379,6 +455,7 @@ module Native =
                 | :? IOException -> copy ()
 
     let private load () =
+        use _ = SignalShield.enter ()
         if OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture = Architecture.X64 then
             match candidateLibraries () with
             | [] ->
@@ -411,9 +488,15 @@ module Native =
                     else $"'{l}': {describe d}")
                 |> Option.defaultValue $"{libName} was not found next to the application or TorchSharp.dll."
             raise (EngineLoadException($"TorchSharp could not initialise libtorch. {details}", e))
+        // libtorch starts its worker threads at the first parallel kernel, and they keep the signal
+        // mask of the thread that started them: start them here, under the shield (SignalShield).
+        let threads = int64 (max 1 (TorchSharp.torch.get_num_threads ()))
+        use warm = TorchSharp.torch.ones(threads * 65536L)
+        warm.mul_ warm |> ignore
 
     let private loaded = lazy (load ())
 
     /// Makes sure libtorch is loadable and loaded; every SeqNets entry point calls it, and it does
     /// its work once per process. Raises EngineLoadException naming the real cause otherwise.
     let ensure () = loaded.Force()
+

@@ -67,6 +67,7 @@ module Recurrence =
     /// state, s_0 first: [T+1; B; S].
     [<CompiledName("Unroll")>]
     let unroll (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
+        use _ = SignalShield.enter ()
         Cell.checkTheta cell "theta" theta
         Check.finite "theta" theta
         checkSequence cell theta xs

@@ -59,6 +59,7 @@ module Sampling =
     [<CompiledName("Generate")>]
     [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
     let generate (model: CharModel) (vocabulary: Vocabulary) (prime: string) (length: int) (options: SamplingOptions) : string =
+        use _ = SignalShield.enter ()
         Check.notNull "model" model
         Check.notNull "vocabulary" vocabulary
         checkOptions options

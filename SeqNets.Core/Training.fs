@@ -220,6 +220,7 @@ module Training =
     [<CompiledName("Gradient")>]
     let gradient (model: CharModel) (path: ExecutionPath) (inputs: torch.Tensor) (targets: torch.Tensor)
                  (states: torch.Tensor[]) (weights: float[]) : float * torch.Tensor[] =
+        use _ = SignalShield.enter ()
         let p = model.Parameters
         if not (isNull p.grad) && not p.grad.IsInvalid then p.grad.zero_ () |> ignore
         let logits, finals = model.Forward(path, inputs, states, weights)
@@ -231,6 +232,7 @@ module Training =
     /// Mean cross-entropy (nats per character) over up to maxBatches batches of ids, state carried.
     [<CompiledName("Evaluate")>]
     let evaluate (model: CharModel) (path: ExecutionPath) (ids: int64[]) (batch: int) (steps: int) (maxBatches: int) : float =
+        use _ = SignalShield.enter ()
         use _ = torch.no_grad ()
         let batch = max 1 (min batch ((ids.Length - 1) / steps))
         if (ids.Length - 1) / batch < steps then nan
@@ -298,6 +300,7 @@ type Trainer(model: CharModel, trainIds: int64[], config: TrainingConfig) =
 
     /// One step: a batch, a gradient under the strategy, clipping, an update.
     member _.Step() : StepReport =
+        use _ = SignalShield.enter ()
         use scope = torch.NewDisposeScope()
         let inputs, targets = batches.Get position
         let s0 = if BpttStrategy.carriesState config.Strategy then state else model.ZeroState config.Batch

@@ -66,6 +66,7 @@ module Verify =
     /// Every route to ∂s_t/∂θ on one case, compared. Needs a cell with hand-derived Jacobians.
     [<CompiledName("Identity")>]
     let identity (cell: Cell) (case: VerificationCase) : IdentityResult =
+        use _ = SignalShield.enter ()
         use _ = torch.NewDisposeScope()
         let theta, xs, s0 = case.Theta, case.Inputs, case.InitialState
         let states = Recurrence.unroll cell theta xs s0

@@ -158,3 +158,35 @@ symbols=["_ZSt21ios_base_library_initv"] relocated=false`, and on a system witho
 missing, fixable requirement (a system with GCC 13's libstdc++: none), and the copy the script loaded
 needs nothing more; this page's script checks all three, and the tests also that the fix flips exactly one flag.
 *)
+
+(**
+## Signals
+
+The float32 GEMM kernels that oneDNN (inside libtorch) generates at run time for AVX2 and AVX-512 point
+the stack pointer into a heap buffer while they run. If a signal is handled on such a thread at that
+moment, the kernel writes the signal frame into that buffer: the heap is corrupted and the process later
+aborts in `free()` ("corrupted size vs. prev_size") or segfaults. .NET installs handlers for SIGINT,
+SIGTERM, SIGQUIT, SIGCHLD, SIGCONT and SIGWINCH, so one Ctrl+C during training could be enough; under a
+SIGINT every 20 ms a float32 LSTM on libtorch's fused kernels aborted within a second.
+
+`SignalShield.enter ()` blocks the asynchronous signals on the calling thread until it is disposed (nested
+uses cost nothing) and restores the thread's mask afterwards. Every SeqNets computation runs inside
+one, and `Native.ensure` starts libtorch's worker threads inside one, so they inherit the block. The
+process still receives every signal — the kernel hands a process-wide signal to a thread that does not
+block it, one of the runtime's own — so `Console.CancelKeyPress` and `PosixSignalRegistration` keep
+working. Code of your own that calls TorchSharp directly in float32 can use the shield too:
+*)
+let a = torch.randn([| 256L; 256L |])
+let product =
+    use _ = SignalShield.enter ()
+    // Here SIGINT and the other asynchronous signals wait for a thread that takes them.
+    a.matmul a
+(*** hide ***)
+let inside = (use _ = SignalShield.enter () in SignalShield.isBlocked 2)
+if OperatingSystem.IsLinux() then
+    check "inside the shield SIGINT is blocked on this thread" inside
+    check "after it, this thread takes SIGINT again" (not (SignalShield.isBlocked 2))
+check "the shielded product is computed" (product.shape = [| 256L; 256L |])
+(**
+On other systems the shield does nothing.
+*)

@@ -1,5 +1,7 @@
 module SeqNets.Tests.Main
 
+open SeqNets
+
 open Expecto
 
 [<EntryPoint>]
@@ -14,6 +16,26 @@ let main argv =
         with :? SeqNets.EngineLoadException as e ->
             eprintfn "%s" e.Message
             3
+    | [| "--train-under-signals"; steps |] ->
+        // Used by the signal-shield test: train a float32 LSTM on libtorch's fused kernels (oneDNN's
+        // JIT GEMM) while the parent sends SIGINTs; count them; exit 0 if the process survives.
+        SeqNets.Native.ensure ()
+        let mutable handled = 0
+        System.Console.CancelKeyPress.Add(fun e ->
+            e.Cancel <- true
+            System.Threading.Interlocked.Increment &handled |> ignore)
+        let text = String.replicate 200 "h_t = f(x_t, h_(t-1)) and y_t = g(h_t); the state summarises the past.\n"
+        let corpus = SeqNets.Corpus.split 0.9 text
+        let config = { Kind = SeqNets.Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 128; Layers = 1 }
+        use model = new SeqNets.CharModel(config, TorchSharp.torch.float32, 1UL)
+        use trainer = new SeqNets.Trainer(model, corpus.Train, { SeqNets.TrainingConfig.Default with Batch = 32; SequenceLength = 64 })
+        printfn "ready"
+        stdout.Flush()
+        let mutable loss = 0.0
+        for _ in 1 .. int steps do loss <- trainer.Step().Loss
+        printfn "loss after %s steps: %.3f" steps loss
+        printfn "signals handled: %d" handled
+        0
     | _ ->
         SeqNets.Native.ensure ()
         Tests.runTestsInAssemblyWithCLIArgs [] argv
