@@ -96,7 +96,11 @@ let run (o: Options) : int =
     // plot are written, so a second Ctrl+C (or a signal sent to the whole process group, as
     // `timeout` does) cannot kill the process halfway through saving.
     use cts = new CancellationTokenSource()
-    let onCancel = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
+    let onCancel =
+        ConsoleCancelEventHandler(fun _ e ->
+            e.Cancel <- true
+            // A signal already being handled when the run ends may find the source disposed.
+            try cts.Cancel() with :? ObjectDisposedException -> ())
     Console.CancelKeyPress.AddHandler onCancel
     use _ = { new IDisposable with member _.Dispose() = Console.CancelKeyPress.RemoveHandler onCancel }
     let losses = ResizeArray<int * float>()

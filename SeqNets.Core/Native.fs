@@ -167,7 +167,6 @@ type NativeDiagnosis =
     /// Missing versions that real code depends on: no patch can help.
     member d.Unfixable = d.Missing |> List.filter (fun n -> n.Relocated)
 
-/// Locating, checking, fixing and loading libtorch for TorchSharp.
 /// P/Invoke declarations for SignalShield.
 module internal SignalMaskInterop =
     /// int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset); glibc's sigset_t is
@@ -181,8 +180,25 @@ type internal ShieldState =
     static val mutable private depth: int
     [<ThreadStatic; DefaultValue>]
     static val mutable private saved: uint64[]
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private warmed: bool
     static member Depth with get () = ShieldState.depth and set v = ShieldState.depth <- v
     static member Saved with get () = ShieldState.saved and set v = ShieldState.saved <- v
+    /// Whether libtorch's worker threads for this thread were started inside a shield.
+    static member Warmed with get () = ShieldState.warmed and set v = ShieldState.warmed <- v
+
+/// One use of SignalShield.enter: left once, on the thread that entered it.
+[<Sealed>]
+type internal ShieldScope(thread: int, leave: unit -> unit) =
+    let mutable left = false
+    interface IDisposable with
+        member _.Dispose() =
+            if not left then
+                if Environment.CurrentManagedThreadId <> thread then
+                    raise (InvalidOperationException(
+                        "A SignalShield scope must be left on the thread that entered it (signal masks belong to threads)."))
+                left <- true
+                leave ()
 
 /// Keeps asynchronous signals off the threads that run libtorch's kernels.
 ///
@@ -193,7 +209,8 @@ type internal ShieldState =
 /// or segfaults. .NET handles SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGCONT and SIGWINCH, so a Ctrl+C
 /// during training was enough (oneDNN issue 4845, fixed upstream after the libtorch 2.10 that
 /// TorchSharp 0.107 ships). The shield blocks these signals on the calling thread while SeqNets
-/// computes, and libtorch's worker threads, created inside a shielded call, inherit the block.
+/// computes; libtorch's worker threads, which Native.ensure starts inside a shield for each
+/// calling thread, inherit the block.
 /// The process still receives every signal: the kernel hands a process-directed signal to a thread
 /// that does not block it (one of the runtime's own), so Console.CancelKeyPress and
 /// PosixSignalRegistration work as before. On the way out the calling thread's mask is restored,
@@ -218,32 +235,38 @@ module SignalShield =
 
     let private active = OperatingSystem.IsLinux()
 
-    /// Whether the calling thread currently blocks `signal` (Linux; false elsewhere).
+    /// Whether the calling thread currently blocks `signal` (1–64, Linux numbering; false on
+    /// other systems).
     let isBlocked (signal: int) : bool =
+        if signal < 1 || signal > 64 then
+            raise (ArgumentOutOfRangeException(nameof signal, signal, $"signal: expected a signal number from 1 to 64, but got {signal}."))
         if not active then false
         else
             let current = Array.zeroCreate<uint64> words
             if SignalMaskInterop.pthread_sigmask(SIG_BLOCK, null, current) <> 0 then false
             else current[(signal - 1) / 64] &&& (1UL <<< ((signal - 1) % 64)) <> 0UL
 
-    let private exitShield =
-        { new IDisposable with
-            member _.Dispose() =
-                if active && ShieldState.Depth > 0 then
-                    ShieldState.Depth <- ShieldState.Depth - 1
-                    if ShieldState.Depth = 0 && not (isNull ShieldState.Saved) then
-                        SignalMaskInterop.pthread_sigmask(SIG_SETMASK, ShieldState.Saved, null) |> ignore }
+    let private leave () =
+        ShieldState.Depth <- ShieldState.Depth - 1
+        if ShieldState.Depth = 0 && not (isNull ShieldState.Saved) then
+            SignalMaskInterop.pthread_sigmask(SIG_SETMASK, ShieldState.Saved, null) |> ignore
 
-    /// Blocks the asynchronous signals on the calling thread until the result is disposed; nested
-    /// uses cost nothing. `use _ = SignalShield.enter ()` around code that runs libtorch kernels.
+    let private inactive = { new IDisposable with member _.Dispose() = () }
+
+    /// Blocks the asynchronous signals on the calling thread until the result is disposed, on the
+    /// same thread (disposing twice does nothing). Nested uses only count; the outermost restores
+    /// the thread's mask. `use _ = SignalShield.enter ()` around code that runs libtorch kernels,
+    /// including a backward pass you run yourself on SeqNets' outputs.
     let enter () : IDisposable =
-        if active then
+        if not active then inactive
+        else
             if ShieldState.Depth = 0 then
                 if isNull ShieldState.Saved then ShieldState.Saved <- Array.zeroCreate<uint64> words
                 SignalMaskInterop.pthread_sigmask(SIG_BLOCK, blockSet, ShieldState.Saved) |> ignore
             ShieldState.Depth <- ShieldState.Depth + 1
-        exitShield
+            new ShieldScope(Environment.CurrentManagedThreadId, leave)
 
+/// Locating, checking, fixing and loading libtorch for TorchSharp.
 [<RequireQualifiedAccess>]
 module Native =
     let private libName = "libLibTorchSharp.so"
@@ -488,15 +511,24 @@ module Native =
                     else $"'{l}': {describe d}")
                 |> Option.defaultValue $"{libName} was not found next to the application or TorchSharp.dll."
             raise (EngineLoadException($"TorchSharp could not initialise libtorch. {details}", e))
-        // libtorch starts its worker threads at the first parallel kernel, and they keep the signal
-        // mask of the thread that started them: start them here, under the shield (SignalShield).
-        let threads = int64 (max 1 (TorchSharp.torch.get_num_threads ()))
-        use warm = TorchSharp.torch.ones(threads * 65536L)
-        warm.mul_ warm |> ignore
 
     let private loaded = lazy (load ())
 
-    /// Makes sure libtorch is loadable and loaded; every SeqNets entry point calls it, and it does
-    /// its work once per process. Raises EngineLoadException naming the real cause otherwise.
-    let ensure () = loaded.Force()
+    /// libtorch (through OpenMP) keeps a pool of worker threads per calling thread, started at that
+    /// thread's first parallel kernel; the workers keep the signal mask they were started with.
+    /// Start them inside a shield, once per thread, so that they never take asynchronous signals.
+    let private warmThread () =
+        if not ShieldState.Warmed then
+            ShieldState.Warmed <- true
+            use _ = SignalShield.enter ()
+            let threads = int64 (max 1 (TorchSharp.torch.get_num_threads ()))
+            use warm = TorchSharp.torch.ones(threads * 65536L)
+            warm.mul_ warm |> ignore
+
+    /// Makes sure libtorch is loadable and loaded (once per process), and that this thread's
+    /// libtorch workers block asynchronous signals (once per thread; see SignalShield). Every
+    /// SeqNets entry point calls it. Raises EngineLoadException naming the real cause otherwise.
+    let ensure () =
+        loaded.Force()
+        warmThread ()
 

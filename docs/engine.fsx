@@ -171,10 +171,12 @@ SIGINT every 20 ms a float32 LSTM on libtorch's fused kernels aborted within a s
 
 `SignalShield.enter ()` blocks the asynchronous signals on the calling thread until it is disposed (nested
 uses cost nothing) and restores the thread's mask afterwards. Every SeqNets computation runs inside
-one, and `Native.ensure` starts libtorch's worker threads inside one, so they inherit the block. The
-process still receives every signal — the kernel hands a process-wide signal to a thread that does not
+one. libtorch keeps a pool of worker threads for each thread that calls it, and a worker keeps the
+signal mask it started with, so `Native.ensure` (which every SeqNets entry point calls) starts the calling
+thread's workers inside a shield, once per thread. The process still receives every signal — the kernel hands a process-wide signal to a thread that does not
 block it, one of the runtime's own — so `Console.CancelKeyPress` and `PosixSignalRegistration` keep
-working. Code of your own that calls TorchSharp directly in float32 can use the shield too:
+working. Code of your own that calls TorchSharp directly in float32 — a backward pass you run yourself on
+SeqNets' outputs, say — can use the shield too:
 *)
 let a = torch.randn([| 256L; 256L |])
 let product =

@@ -16,6 +16,26 @@ let main argv =
         with :? SeqNets.EngineLoadException as e ->
             eprintfn "%s" e.Message
             3
+    | [| "--worker-masks" |] ->
+        // Used by the signal-shield test: after Native.ensure and a parallel kernel, list every
+        // thread that is not the runtime's (the runtime names its threads; libtorch's OpenMP
+        // workers keep the main thread's name) with whether it blocks SIGINT.
+        SeqNets.Native.ensure ()
+        use a = TorchSharp.torch.ones(1L <<< 22)
+        a.mul_ a |> ignore
+        let pid = System.Environment.ProcessId
+        let name (task: string) = System.IO.File.ReadAllText(System.IO.Path.Combine(task, "comm")).Trim()
+        let main = name $"/proc/{pid}/task/{pid}"
+        printfn "threads %d" (TorchSharp.torch.get_num_threads ())
+        for task in System.IO.Directory.GetDirectories $"/proc/{pid}/task" do
+            let tid = System.IO.Path.GetFileName task
+            if tid <> string pid && name task = main then
+                let blk =
+                    System.IO.File.ReadAllLines(System.IO.Path.Combine(task, "status"))
+                    |> Array.find (fun l -> l.StartsWith "SigBlk:")
+                let mask = System.Convert.ToUInt64(blk.Substring(7).Trim(), 16)
+                printfn "worker %s sigint-blocked %b" tid (mask &&& 2UL <> 0UL)
+        0
     | [| "--train-under-signals"; steps |] ->
         // Used by the signal-shield test: train a float32 LSTM on libtorch's fused kernels (oneDNN's
         // JIT GEMM) while the parent sends SIGINTs; count them; exit 0 if the process survives.

@@ -88,6 +88,24 @@ let tests =
                     [ a; b; SignalShield.isBlocked SIGINT ])
             Expect.equal states [ true; true; false ] "blocked, still blocked after the inner exit, restored after the outer"
 
+        linuxOnly "a scope left twice counts once; left on another thread, it is an error" <| fun () ->
+            let afterTwice, crossThread =
+                onThread (fun () ->
+                    let outer = SignalShield.enter ()
+                    let inner = SignalShield.enter ()
+                    inner.Dispose()
+                    inner.Dispose()
+                    let stillBlocked = SignalShield.isBlocked SIGINT
+                    let error = onThread (fun () -> try outer.Dispose(); None with :? InvalidOperationException as e -> Some e.Message)
+                    outer.Dispose()
+                    (stillBlocked, SignalShield.isBlocked SIGINT), error)
+            Expect.equal afterTwice (true, false) "the outer scope still holds after the inner one is left twice; leaving it restores"
+            Expect.isSome crossThread "leaving a scope on another thread raises InvalidOperationException"
+
+        testCase "isBlocked names a signal number out of range" <| fun () ->
+            Expect.throwsT<ArgumentOutOfRangeException> (fun () -> SignalShield.isBlocked 0 |> ignore) "signal 0"
+            Expect.throwsT<ArgumentOutOfRangeException> (fun () -> SignalShield.isBlocked 65 |> ignore) "signal 65"
+
         linuxOnly "a shield keeps what the caller had blocked itself" <| fun () ->
             let hup, int =
                 onThread (fun () ->
@@ -125,6 +143,19 @@ let tests =
             Expect.isFalse after "SIGINT is not left blocked"
 
         testSequenced <| testList "fresh processes" [
+            linuxOnly "libtorch's worker threads, started by Native.ensure, block SIGINT" <| fun () ->
+                let psi = ProcessStartInfo("dotnet", ResizeArray [ Path.Combine(AppContext.BaseDirectory, "SeqNets.Tests.dll"); "--worker-masks" ])
+                psi.RedirectStandardOutput <- true
+                use p = Process.Start psi
+                let lines = p.StandardOutput.ReadToEnd().Split('\n') |> Array.map _.Trim()
+                p.WaitForExit()
+                Expect.equal p.ExitCode 0 $"the probe ran: {String.Join('\n', lines)}"
+                let threads = lines |> Array.pick (fun l -> if l.StartsWith "threads " then Some(int (l.Substring 8)) else None)
+                let workers = lines |> Array.filter (fun l -> l.StartsWith "worker ")
+                if threads < 2 then skiptest "libtorch runs one thread here: no worker threads to check"
+                Expect.isGreaterThanOrEqual workers.Length (threads - 1) $"one worker per extra thread ({threads} threads): {String.Join('\n', lines)}"
+                Expect.all workers (fun l -> l.EndsWith "sigint-blocked true") $"every worker blocks SIGINT: {String.Join('\n', lines)}"
+
             linuxOnly "training survives a SIGINT every 20 ms, and every one reaches the process's handler" <| fun () ->
                 let code, sent, output = runUnderSignals 400 20
                 Expect.equal code 0 $"the child exits normally (134 = abort on a corrupted heap, 139 = segmentation fault):\n{output}"
