@@ -59,3 +59,11 @@ let cellsFor (s: CaseSpec) = Verify.builtInCells s.Input s.Hidden
 let cellNamed name (s: CaseSpec) = cellsFor s |> List.find (fun c -> c.Name = name)
 
 let cellNames = Verify.builtInCells 2 3 |> List.map _.Name
+
+/// Starts this test program again in a fresh process with the given arguments (see Main.fs for
+/// the child modes), standard output and error redirected.
+let startSelf (args: string list) : Diagnostics.Process =
+    let psi = Diagnostics.ProcessStartInfo("dotnet", ResizeArray(IO.Path.Combine(AppContext.BaseDirectory, "SeqNets.Tests.dll") :: args))
+    psi.RedirectStandardOutput <- true
+    psi.RedirectStandardError <- true
+    Diagnostics.Process.Start psi

@@ -44,10 +44,7 @@ let private linuxOnly name (body: unit -> unit) =
 
 /// The test program run in a child process that trains under a hail of SIGINTs (see Main.fs).
 let private runUnderSignals (steps: int) (intervalMs: int) =
-    let psi = ProcessStartInfo("dotnet", ResizeArray [ Path.Combine(AppContext.BaseDirectory, "SeqNets.Tests.dll"); "--train-under-signals"; string steps ])
-    psi.RedirectStandardOutput <- true
-    psi.RedirectStandardError <- true
-    use p = Process.Start psi
+    use p = Common.startSelf [ "--train-under-signals"; string steps ]
     let err = p.StandardError.ReadToEndAsync()
     let ready = (p.StandardOutput.ReadLine() |> Option.ofObj |> Option.defaultValue "").Trim()
     let mutable sent = 0
@@ -144,9 +141,8 @@ let tests =
 
         testSequenced <| testList "fresh processes" [
             linuxOnly "libtorch's worker threads, started by Native.ensure, block SIGINT" <| fun () ->
-                let psi = ProcessStartInfo("dotnet", ResizeArray [ Path.Combine(AppContext.BaseDirectory, "SeqNets.Tests.dll"); "--worker-masks" ])
-                psi.RedirectStandardOutput <- true
-                use p = Process.Start psi
+                use p = Common.startSelf [ "--worker-masks" ]
+                let _ = p.StandardError.ReadToEndAsync()
                 let lines = p.StandardOutput.ReadToEnd().Split('\n') |> Array.map _.Trim()
                 p.WaitForExit()
                 Expect.equal p.ExitCode 0 $"the probe ran: {String.Join('\n', lines)}"
