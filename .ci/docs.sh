@@ -10,7 +10,10 @@
 #   - the script runs (dotnet fsi) and exits 0: its checks of the page's claims hold.
 # Every other page: a ```fsharp block only on a page made from a script; ```csharp blocks only in
 # docs/api.md, whose blocks appear verbatim in the C# program that .ci/packages.sh builds and runs,
-# and docs/getting-started-csharp.md, whose blocks the C# tests compile and run (DocsSnippets.cs).
+# and docs/getting-started-csharp.md and docs/custom-cells-csharp.md, whose blocks the C# tests
+# compile and run (DocsSnippets.cs, CustomCellsPageSnippets.cs; DocsPageTests checks them).
+# Sections of a page between "<!-- seqnets derive X --markdown…" and "<!-- end of seqnets derive X -->"
+# are the output of that command (docs/derivations.md): checked byte for byte, remade by --write.
 # `bash .ci/docs.sh --write` remakes the pages from the scripts; `--pages` checks the pages and
 # runs no script. Run after `dotnet build SeqNets.slnx -c Release`: the scripts #r the build output.
 set -uo pipefail
@@ -70,6 +73,54 @@ case "${1:-}" in
 esac
 failed=0
 
+# Derived sections: the output of `seqnets derive <cell> --markdown`, byte for byte.
+seqnets_cli=SeqNets.Cli/bin/Release/net10.0/seqnets.dll
+derived_cells() { # page
+    sed -n 's/^<!-- seqnets derive \([a-z-]*\) --markdown.*-->$/\1/p' "$1"
+}
+derived_section() { # page, cell: the lines between the cell's markers
+    awk -v start="<!-- seqnets derive $2 --markdown" -v stop="<!-- end of seqnets derive $2 -->" '
+        index($0, start) == 1 { inside = 1; next }
+        $0 == stop { inside = 0 }
+        inside { print }
+    ' "$1"
+}
+for md in docs/*.md; do
+    cells=$(derived_cells "$md")
+    [ -z "$cells" ] && continue
+    if [ ! -f "$seqnets_cli" ]; then
+        echo "docs: $md has derived sections but $seqnets_cli is not built (dotnet build SeqNets.Cli -c Release)"
+        failed=1
+        continue
+    fi
+    if [ "$mode" = write ]; then
+        out=$(mktemp)
+        while IFS= read -r line; do
+            printf '%s\n' "$line"
+            cell=$(sed -n 's/^<!-- seqnets derive \([a-z-]*\) --markdown.*-->$/\1/p' <<<"$line")
+            if [ -n "$cell" ]; then
+                dotnet "$seqnets_cli" derive "$cell" --markdown
+            fi
+        done < <(awk '
+            /^<!-- seqnets derive [a-z-]+ --markdown.*-->$/ { print; skip = 1; next }
+            /^<!-- end of seqnets derive [a-z-]+ -->$/ { skip = 0 }
+            !skip { print }
+        ' "$md") >"$out"
+        mv "$out" "$md"
+        echo "wrote the derived sections of $md: $(echo $cells)"
+        continue
+    fi
+    for cell in $cells; do
+        if cmp -s <(derived_section "$md" "$cell") <(dotnet "$seqnets_cli" derive "$cell" --markdown); then
+            echo "docs: $md's section for $cell is what seqnets derive $cell --markdown prints"
+        else
+            echo "docs: $md's section for $cell differs from seqnets derive $cell --markdown; run: bash .ci/docs.sh --write"
+            diff -u <(derived_section "$md" "$cell") <(dotnet "$seqnets_cli" derive "$cell" --markdown) | head -n 40
+            failed=1
+        fi
+    done
+done
+
 for script in docs/*.fsx; do
     md="${script%.fsx}.md"
     if [ "$mode" = write ]; then
@@ -101,9 +152,9 @@ for md in docs/*.md; do
         failed=1
     fi
     case "$name" in
-        api.md | getting-started-csharp.md) ;;
+        api.md | getting-started-csharp.md | custom-cells-csharp.md) ;;
         *) if grep -q '^```csharp[ \t]*$' "$md"; then
-               echo "docs: $md shows C# code that nothing compiles (only api.md and getting-started-csharp.md may)"
+               echo "docs: $md shows C# code that nothing compiles (only api.md, getting-started-csharp.md and custom-cells-csharp.md may)"
                failed=1
            fi ;;
     esac

@@ -101,6 +101,7 @@ fsharp_core=$(sed -nE 's/.*PackageVersion Include="FSharp.Core" Version="([^"]+)
 torchsharp=$(sed -nE 's/.*PackageVersion Include="TorchSharp-cpu" Version="([^"]+)".*/\1/p' Directory.Packages.props)
 pybridge=$(sed -nE 's/.*PackageVersion Include="TorchSharp.PyBridge" Version="([^"]+)".*/\1/p' Directory.Packages.props)
 tensors=$(sed -nE 's/.*PackageVersion Include="System.Numerics.Tensors" Version="([^"]+)".*/\1/p' Directory.Packages.props)
+scottplot=$(sed -nE 's/.*PackageVersion Include="ScottPlot" Version="([^"]+)".*/\1/p' Directory.Packages.props)
 
 # --- (a) a fresh C# console app --------------------------------------------------------------
 
@@ -210,7 +211,7 @@ EOF
 echo "packages: version $version, feed $feed"
 step "dotnet pack -p:Version=$version" pack
 if [ -f "$feed/SeqNets.Core.$version.nupkg" ]; then
-    step "SeqNets.Core.nupkg contents" check_package SeqNets.Core FSharp.Core "$fsharp_core" TorchSharp-cpu "$torchsharp" TorchSharp.PyBridge "$pybridge" System.Numerics.Tensors "$tensors"
+    step "SeqNets.Core.nupkg contents" check_package SeqNets.Core FSharp.Core "$fsharp_core" TorchSharp-cpu "$torchsharp" TorchSharp.PyBridge "$pybridge" System.Numerics.Tensors "$tensors" ScottPlot "$scottplot"
     step "SeqNets.FSharp.nupkg contents" check_package SeqNets.FSharp SeqNets.Core "$version" FSharp.Core "$fsharp_core"
     step "SeqNets.CSharp.nupkg contents" check_package SeqNets.CSharp SeqNets.Core "$version"
     step "only the three libraries pack" only_libraries

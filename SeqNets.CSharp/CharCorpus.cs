@@ -1,4 +1,5 @@
 using System.Collections.ObjectModel;
+using System.Text;
 
 namespace SeqNets.CSharp;
 
@@ -12,7 +13,7 @@ public sealed class CharCorpus
     private CharCorpus(Corpus core)
     {
         Core = core;
-        Vocabulary = new ReadOnlyCollection<char>(core.Vocabulary.Characters.ToArray());
+        Vocabulary = new ReadOnlyCollection<Rune>(core.Vocabulary.Characters.ToArray());
     }
 
     internal Corpus Core { get; }
@@ -32,40 +33,54 @@ public sealed class CharCorpus
         return new CharCorpus(CorpusModule.Split(trainFraction, text));
     }
 
-    /// <summary>Reads a UTF-8 text file and makes a corpus of it, as <see cref="FromText"/> does.</summary>
+    /// <summary>
+    /// Reads a UTF-8 text file and makes a corpus of it, as <see cref="FromText"/> does. The file is
+    /// read in a streaming pass for its characters and another for their ids, which are kept in one
+    /// byte each for up to 256 distinct characters: a file of any size takes about its size in memory.
+    /// </summary>
     /// <param name="path">The file to read.</param>
     /// <param name="trainFraction">The share of the text used for training, in (0, 1].</param>
+    /// <param name="replaceInvalid">False (the default) to refuse bytes that are not UTF-8 with an error naming their offset; true to read each invalid sequence as U+FFFD.</param>
     /// <returns>The corpus.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
-    /// <exception cref="ArgumentException">The file's text is too short or the fraction is outside (0, 1].</exception>
-    public static CharCorpus FromFile(string path, double trainFraction = 0.9)
+    /// <exception cref="InvalidTextException">The file is not UTF-8 (and <paramref name="replaceInvalid"/> is false); the message and <see cref="InvalidTextException.Offset"/> give the byte offset.</exception>
+    /// <exception cref="ArgumentException">The path is a directory, the file's text is too short or the fraction is outside (0, 1].</exception>
+    /// <exception cref="InsufficientMemoryException">The text's ids would need more memory than the machine has.</exception>
+    public static CharCorpus FromFile(string path, double trainFraction = 0.9, bool replaceInvalid = false)
     {
         Guard.NotNull(path, nameof(path));
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"path: no such file '{path}'.", path);
-        return FromText(File.ReadAllText(path), trainFraction);
+        return new CharCorpus(CorpusModule.OfFile(replaceInvalid ? InvalidText.Replace : InvalidText.Reject, trainFraction, path));
     }
 
     internal static CharCorpus FromCore(Corpus core) => new(core);
 
-    /// <summary>The characters the corpus knows, in id order: character <c>Vocabulary[i]</c> has id i.</summary>
-    public IReadOnlyList<char> Vocabulary { get; }
+    /// <summary>
+    /// The characters the corpus knows, in id order: character <c>Vocabulary[i]</c> has id i. A
+    /// character is a Unicode scalar value, so an emoji outside the Basic Multilingual Plane is one
+    /// entry, not two UTF-16 halves.
+    /// </summary>
+    public IReadOnlyList<Rune> Vocabulary { get; }
 
-    /// <summary>The number of characters in the training part.</summary>
-    public int TrainingLength => Core.Train.Length;
+    /// <summary>The number of characters (Unicode scalar values) in the training part.</summary>
+    public long TrainingLength => Core.Train.Length;
 
     /// <summary>The number of characters in the validation part, zero when the whole text is for training.</summary>
-    public int ValidationLength => Core.Validation.Length;
+    public long ValidationLength => Core.Validation.Length;
 
     /// <summary>Whether <paramref name="c"/> is in the vocabulary.</summary>
-    /// <param name="c">A character.</param>
+    /// <param name="c">A character of the Basic Multilingual Plane (a surrogate is never one).</param>
     /// <returns>True when the corpus has an id for the character.</returns>
     public bool Contains(char c) => Core.Vocabulary.Contains(c);
 
+    /// <summary>Whether <paramref name="c"/> is in the vocabulary.</summary>
+    /// <param name="c">A character (Unicode scalar value).</param>
+    /// <returns>True when the corpus has an id for the character.</returns>
+    public bool Contains(Rune c) => Core.Vocabulary.Contains(c);
+
     /// <summary>The id of every character of <paramref name="text"/>.</summary>
     /// <param name="text">A text made of vocabulary characters.</param>
-    /// <returns>One id per character.</returns>
+    /// <returns>One id per character (Unicode scalar value).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
     /// <exception cref="ArgumentException">A character is not in the vocabulary; the message names it and its position.</exception>
     public int[] Encode(string text) => EncodeAs(text, nameof(text));
@@ -78,17 +93,17 @@ public sealed class CharCorpus
     public string Decode(IEnumerable<int> ids)
     {
         Guard.NotNull(ids, nameof(ids));
-        var chars = new List<char>();
+        var text = new StringBuilder();
         var position = 0;
         foreach (var id in ids)
         {
             if (id < 0 || id >= Vocabulary.Count)
                 throw new ArgumentException(
                     $"ids: expected ids in [0, {Vocabulary.Count}), but got {id} at position {position}.", nameof(ids));
-            chars.Add(Vocabulary[id]);
+            text.Append(Core.Vocabulary.TextOf(id));
             position++;
         }
-        return new string(chars.ToArray());
+        return text.ToString();
     }
 
     /// <summary>Shows the sizes of the vocabulary and of the two parts.</summary>
@@ -102,18 +117,23 @@ public sealed class CharCorpus
     internal static int[] EncodeWith(SeqNets.Vocabulary vocabulary, string text, string argument)
     {
         Guard.NotNull(text, argument);
-        var ids = new int[text.Length];
-        for (var k = 0; k < text.Length; k++)
+        var ids = new List<int>(text.Length);
+        for (var k = 0; k < text.Length;)
         {
-            var c = text[k];
+            if (Rune.DecodeFromUtf16(text.AsSpan(k), out var c, out var n) != System.Buffers.OperationStatus.Done)
+                throw new InvalidTextException(argument, k,
+                    $"{argument}: expected Unicode text, but UTF-16 index {k} holds a lone surrogate U+{(int)text[k]:X4} "
+                    + "(half of a character outside the Basic Multilingual Plane).");
             if (!vocabulary.Contains(c))
                 throw new ArgumentException(
-                    $"{argument}: the character {Show(c)} at position {k} is not in the vocabulary of {vocabulary.Size} characters.", argument);
-            ids[k] = vocabulary.Id(c);
+                    $"{argument}: the character {Show(c)} at position {ids.Count}{(k != ids.Count ? $" (UTF-16 index {k})" : "")} "
+                    + $"is not in the vocabulary of {vocabulary.Size} characters.", argument);
+            ids.Add(vocabulary.Id(c));
+            k += n;
         }
-        return ids;
+        return ids.ToArray();
     }
 
-    private static string Show(char c) =>
-        char.IsControl(c) || char.IsWhiteSpace(c) ? $"U+{(int)c:X4}" : $"'{c}' (U+{(int)c:X4})";
+    private static string Show(Rune c) =>
+        Rune.IsControl(c) || Rune.IsWhiteSpace(c) ? $"U+{c.Value:X4}" : $"'{c}' (U+{c.Value:X4})";
 }

@@ -1,5 +1,7 @@
 using System.Collections.ObjectModel;
+using Microsoft.FSharp.Core;
 using System.Diagnostics;
+using System.Text;
 
 namespace SeqNets.CSharp;
 
@@ -28,25 +30,24 @@ public sealed class CharLanguageModel : IDisposable
     private const int ValidationBatches = 20;
 
     private readonly EngineThread _engine;
-    private readonly CharModel _model;
+    private readonly TrainingSession _session;
+    private readonly Network _model;
     private readonly SeqNets.Vocabulary _vocabulary;
     private readonly CancellationTokenSource _disposing = new();
-    private Trainer? _trainer;
     private TrainingOptions? _trainerOptions;
-    private CheckpointContents? _checkpoint;
-    private int _earlierSteps;
     private volatile bool _disposed;
     private bool _training;
     private bool _releaseAfterRun;
 
-    private CharLanguageModel(EngineThread engine, CharModel model, SeqNets.Vocabulary vocabulary, CharCorpus? corpus, CharModelOptions options)
+    private CharLanguageModel(EngineThread engine, TrainingSession session, SeqNets.Vocabulary vocabulary, CharCorpus? corpus, CharModelOptions options)
     {
         _engine = engine;
-        _model = model;
+        _session = session;
+        _model = session.Network;
         _vocabulary = vocabulary;
         Corpus = corpus;
         Options = options;
-        Vocabulary = new ReadOnlyCollection<char>(vocabulary.Characters.ToArray());
+        Vocabulary = new ReadOnlyCollection<Rune>(vocabulary.Characters.ToArray());
     }
 
     /// <summary>
@@ -68,8 +69,8 @@ public sealed class CharLanguageModel : IDisposable
         try
         {
             var config = new ModelConfig(options.CoreKind, corpus.Vocabulary.Count, options.HiddenSize, options.Layers);
-            var model = engine.Run(() => new CharModel(config, options.DType, options.Seed));
-            return new CharLanguageModel(engine, model, corpus.Core.Vocabulary, corpus, options);
+            var session = engine.Run(() => NewSession(SeqNets.CharModel.Create(config, options.DType, options.Seed), corpus, corpus.Core.Vocabulary));
+            return new CharLanguageModel(engine, session, corpus.Core.Vocabulary, corpus, options);
         }
         catch
         {
@@ -96,11 +97,11 @@ public sealed class CharLanguageModel : IDisposable
         var engine = new EngineThread("SeqNets character model");
         try
         {
-            var contents = engine.Run(() =>
+            var session = engine.Run(() =>
             {
                 try
                 {
-                    return Checkpoint.Load(path);
+                    return TrainingSession.Load(path, Data(corpusForResume));
                 }
                 catch (CheckpointException e)
                 {
@@ -109,14 +110,13 @@ public sealed class CharLanguageModel : IDisposable
             });
             try
             {
-                return engine.Run(() => FromCheckpoint(engine, contents, corpusForResume));
+                return engine.Run(() => FromSession(engine, path, session, corpusForResume));
             }
             catch
             {
                 engine.Run(() =>
                 {
-                    foreach (var s in contents.State) s.Dispose();
-                    ((IDisposable)contents.Model).Dispose();
+                    ((IDisposable)session).Dispose();
                     return 0;
                 });
                 throw;
@@ -167,7 +167,7 @@ public sealed class CharLanguageModel : IDisposable
             return engine.Run(() =>
             {
                 var model = PyTorchForm.Translate(() => SeqNets.Interop.ImportModel(coreKind, path));
-                var V = model.Config.VocabularySize;
+                var V = model.Spec.Output;
                 if (V != corpus.Vocabulary.Count)
                 {
                     ((IDisposable)model).Dispose();
@@ -175,7 +175,7 @@ public sealed class CharLanguageModel : IDisposable
                         $"corpus: expected a vocabulary of V = {V} characters, the width of the file's one-hot input and output, "
                         + $"but the corpus has {corpus.Vocabulary.Count}.", nameof(corpus));
                 }
-                return new CharLanguageModel(engine, model, corpus.Core.Vocabulary, corpus, CharModelOptions.Of(model));
+                return new CharLanguageModel(engine, NewSession(model, corpus, corpus.Core.Vocabulary), corpus.Core.Vocabulary, corpus, CharModelOptions.Of(model));
             });
         }
         catch
@@ -185,21 +185,37 @@ public sealed class CharLanguageModel : IDisposable
         }
     }
 
-    private static CharLanguageModel FromCheckpoint(EngineThread engine, CheckpointContents contents, CharCorpus? corpus)
+    private static TrainingSession NewSession(Network network, CharCorpus? corpus, SeqNets.Vocabulary vocabulary) =>
+        new(network, Data(corpus), FSharpOption<SeqNets.Vocabulary>.Some(vocabulary));
+
+    private static FSharpOption<ITrainingData>? Data(CharCorpus? corpus) =>
+        corpus is null ? FSharpOption<ITrainingData>.None : FSharpOption<ITrainingData>.Some(new TextData(corpus.Core));
+
+    private static CharLanguageModel FromSession(EngineThread engine, string path, TrainingSession session, CharCorpus? corpus)
     {
-        if (corpus is not null && !corpus.Core.Vocabulary.Equals(contents.Vocabulary))
+        if (session.Vocabulary is null)
+            throw new SeqNetsCheckpointException(path, "holds a network without a text vocabulary, so it is not a character model", null);
+        var vocabulary = session.Vocabulary.Value;
+        if (FSharpOption<ModelConfig>.get_IsNone(SeqNets.CharModel.TryConfig(session.Network)))
+            throw new SeqNetsCheckpointException(path,
+                $"holds a network that is not a character model of one built-in cell family ({session.Network.Describe()})", null);
+        if (corpus is not null && !corpus.Core.Vocabulary.Equals(vocabulary))
             throw new ArgumentException(
-                $"corpusForResume: expected a corpus with the checkpoint's vocabulary of {contents.Vocabulary.Size} characters, "
+                $"corpusForResume: expected a corpus with the checkpoint's vocabulary of {vocabulary.Size} characters, "
                 + $"but its vocabulary has {corpus.Vocabulary.Count} different ones.", "corpusForResume");
-        var saved = TrainingOptions.Of(contents.Training);
-        // The checkpoint records the path it ran on; Auto is the same run on a model whose default it is.
-        if (saved.ExecutionPath == (contents.Model.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
-            saved = saved with { ExecutionPath = ExecutionPath.Auto };
-        // The saved run is resumed by the first Train call with equal options (see TrainerFor).
-        return new CharLanguageModel(engine, contents.Model, contents.Vocabulary, corpus, CharModelOptions.Of(contents.Model))
+        TrainingOptions? saved = null;
+        if (session.LastConfig is { } config && session.StepCount > 0)
         {
-            _checkpoint = contents,
-            LastTrainingOptions = contents.Step > 0 ? saved : null,
+            saved = TrainingOptions.Of(config.Value);
+            // The checkpoint records the path it ran on; Auto is the same run on a model whose default it is.
+            if (saved.ExecutionPath == (session.Network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
+                saved = saved with { ExecutionPath = ExecutionPath.Auto };
+        }
+        // The saved run is resumed by the first Train call with equal options (the session compares them).
+        return new CharLanguageModel(engine, session, vocabulary, corpus, CharModelOptions.Of(session.Network))
+        {
+            LastTrainingOptions = saved,
+            _trainerOptions = saved,
         };
     }
 
@@ -212,8 +228,8 @@ public sealed class CharLanguageModel : IDisposable
     /// </summary>
     public CharModelOptions Options { get; }
 
-    /// <summary>The characters the model reads and writes, in id order.</summary>
-    public IReadOnlyList<char> Vocabulary { get; }
+    /// <summary>The characters (Unicode scalar values) the model reads and writes, in id order.</summary>
+    public IReadOnlyList<Rune> Vocabulary { get; }
 
     /// <summary>The number of scalar parameters: every layer's θ and the output layer's weights and biases.</summary>
     public long ParameterCount => _model.ParameterCount;
@@ -225,7 +241,7 @@ public sealed class CharLanguageModel : IDisposable
     public TrainingOptions? LastTrainingOptions { get; private set; }
 
     /// <summary>The number of training steps the model has taken, counting those recorded in a loaded checkpoint.</summary>
-    public int StepCount => _earlierSteps + (_trainer?.StepCount ?? _checkpoint?.Step ?? 0);
+    public int StepCount => _session.StepCount;
 
     /// <summary>
     /// Trains the model for <paramref name="steps"/> steps, one batch each, and waits for the run.
@@ -304,9 +320,9 @@ public sealed class CharLanguageModel : IDisposable
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             using var input = torch.tensor(ids.Select(i => (long)i).ToArray()).reshape(ids.Length, 1); // [T; 1]
-            var logits = _model.Forward(_model.DefaultPath, input, _model.ZeroState(1), null).Item1; // [T; 1; V]
+            var logits = _model.Forward(_model.DefaultPath, input, _model.ZeroState(1), null, null, null).Item1; // [T; 1; V]
             var best = logits.argmax(2).reshape(-1).to_type(torch.int64).data<long>().ToArray();
-            return new string(best.Select(i => _vocabulary.Char((int)i)).ToArray());
+            return string.Concat(best.Select(i => _vocabulary.TextOf((int)i)));
         });
     }
 
@@ -353,18 +369,7 @@ public sealed class CharLanguageModel : IDisposable
         Guard.NotNull(path, nameof(path));
         _engine.Run(() =>
         {
-            if (_trainer is not null)
-            {
-                Checkpoint.Save(path, _trainer, _vocabulary);
-                return 0;
-            }
-            // Core's checkpoints are written from a trainer; a model that has none yet gets one over
-            // placeholder ids that only set the position, since the text itself is not saved.
-            var o = LastTrainingOptions ?? TrainingOptions.Default;
-            using var trainer = _checkpoint is { } c
-                ? Checkpoint.Resume(c, Placeholder(c.Training.Batch, c.Training.SequenceLength, c.Position))
-                : new Trainer(_model, Placeholder(o.Batch, o.SequenceLength, 0), o.ToCore(1));
-            Checkpoint.Save(path, trainer, _vocabulary);
+            _session.Save(path);
             return 0;
         });
     }
@@ -401,10 +406,7 @@ public sealed class CharLanguageModel : IDisposable
     }
 
     /// <summary>Runs <paramref name="work"/> on the model's thread with the core model; for the tests.</summary>
-    internal T WithCore<T>(Func<CharModel, T> work) => _engine.Run(() => work(_model));
-
-    /// <summary>Ids for a trainer that will only be saved: enough batches of B streams × T steps to reach the position.</summary>
-    private static long[] Placeholder(int batch, int steps, int position) => new long[(long)batch * steps * (position + 1) + 1];
+    internal T WithCore<T>(Func<Network, T> work) => _engine.Run(() => work(_model));
 
     /// <summary>
     /// Frees the model's native memory and ends its thread. A training run in progress stops after
@@ -439,12 +441,7 @@ public sealed class CharLanguageModel : IDisposable
 
     private void Release()
     {
-        if (_trainer is not null) ((IDisposable)_trainer).Dispose();
-        _trainer = null;
-        if (_checkpoint is not null)
-            foreach (var s in _checkpoint.State) s.Dispose();
-        _checkpoint = null;
-        ((IDisposable)_model).Dispose();
+        ((IDisposable)_session).Dispose();
         if (_engine.IsCurrent) _engine.Dispose();
     }
 
@@ -500,40 +497,23 @@ public sealed class CharLanguageModel : IDisposable
     }
 
     /// <summary>
-    /// The trainer of the run these options describe: the current one, the loaded checkpoint's run
-    /// resumed, or a new one that starts at step 0 of its schedule.
+    /// The core configuration of a run with these options: the current run's when the options describe
+    /// it (a cosine schedule of length 0 resolves to the first call's steps), a new one otherwise.
     /// </summary>
-    private Trainer TrainerFor(TrainingOptions options, int steps)
+    private TrainingConfig ConfigFor(TrainingOptions options, int steps)
     {
-        var key = RunKey(options);
-        if (_trainer is not null && _trainerOptions is not null && RunKey(_trainerOptions) == key)
-            return _trainer;
-        Trainer trainer;
-        if (_checkpoint is not null && _checkpoint.Step > 0 && RunKey(LastTrainingOptions!) == key)
+        if (_trainerOptions is not null && RunKey(_trainerOptions) == RunKey(options))
         {
-            trainer = Checkpoint.Resume(_checkpoint, Corpus!.Core.Train);
+            if (_session.Trainer is { } t) return t.Value.Config;
+            if (_session.LastConfig is { } c) return c.Value;
         }
-        else
-        {
-            trainer = new Trainer(_model, Corpus!.Core.Train, options.ToCore(steps));
-            _earlierSteps += _trainer?.StepCount ?? _checkpoint?.Step ?? 0;
-        }
-        if (_trainer is not null) ((IDisposable)_trainer).Dispose();
-        if (_checkpoint is not null)
-            foreach (var s in _checkpoint.State) s.Dispose();
-        _checkpoint = null;
-        _trainer = trainer;
-        _trainerOptions = options;
-        return trainer;
+        return options.ToCore(steps);
     }
 
     private double? ValidationLoss(TrainingOptions o)
     {
         if (Corpus is null || Corpus.ValidationLength < 2) return null;
-        var ids = Corpus.Core.Validation;
-        var steps = Math.Min(o.SequenceLength, ids.Length - 1);
-        var path = _trainer?.Path ?? _model.DefaultPath;
-        var loss = Training.Evaluate(_model, path, ids, o.Batch, steps, ValidationBatches);
+        var loss = _session.Validate(_session.Trainer is { } t ? t.Value.Config : o.ToCore(1));
         return double.IsNaN(loss) ? null : loss;
     }
 
@@ -546,36 +526,17 @@ public sealed class CharLanguageModel : IDisposable
         try
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
-            var trainer = TrainerFor(options, steps);
+            var config = ConfigFor(options, steps);
+            _trainerOptions = options;
             LastTrainingOptions = options;
-            var skippedBefore = trainer.SkippedUpdates;
-            var clock = Stopwatch.StartNew();
-            long characters = 0;
-            var done = 0;
-            var lastLoss = double.NaN;
-            double? validation = null;
-            while (done < steps && !stop.IsCancellationRequested)
-            {
-                var report = trainer.Step();
-                done++;
-                characters += report.Characters;
-                lastLoss = report.Loss;
-                var evaluate = done == steps || (options.EvaluateEvery > 0 && done % options.EvaluateEvery == 0);
-                validation = evaluate ? ValidationLoss(options) : null;
-                if (progress is not null)
-                {
-                    var elapsed = clock.Elapsed;
-                    var rate = characters / Math.Max(1e-9, elapsed.TotalSeconds);
-                    var remaining = TimeSpan.FromTicks((long)(elapsed.Ticks / (double)done * (steps - done)));
-                    progress.Report(new TrainingProgress(done, steps, report.Loss, validation, rate, elapsed, remaining));
-                }
-            }
-            var cancelled = done < steps;
-            if (cancelled && !_disposed) validation = ValidationLoss(options);
-            clock.Stop();
-            return new TrainingSummary(done, StepCount, lastLoss, validation,
-                characters / Math.Max(1e-9, clock.Elapsed.TotalSeconds), trainer.SkippedUpdates - skippedBefore,
-                cancelled, clock.Elapsed);
+            Action<RunProgress>? report = progress is null
+                ? null
+                : p => progress.Report(new TrainingProgress(p.Done, p.Steps, p.Report.Loss,
+                    p.Validation is null ? null : p.Validation.Value, p.ItemsPerSecond, p.Elapsed, p.Remaining));
+            var s = _session.Train(steps, config, report!, options.EvaluateEvery, stop.Token);
+            double? validation = double.IsNaN(s.Validation) || _disposed ? null : s.Validation;
+            return new TrainingSummary(s.Steps, s.TotalSteps, s.LastLoss, validation, s.ItemsPerSecond,
+                s.SkippedUpdates, s.Cancelled, s.Elapsed);
         }
         finally
         {

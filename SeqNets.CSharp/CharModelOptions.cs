@@ -131,9 +131,11 @@ public sealed record CharModelOptions
     internal torch.ScalarType DType => Precision == Precision.Float64 ? torch.float64 : torch.float32;
 
     /// <summary>The options that describe an existing core model; the seed is not recorded there, so it is 0.</summary>
-    internal static CharModelOptions Of(CharModel model)
+    internal static CharModelOptions Of(Network model)
     {
-        var kind = model.Config.Kind;
+        var config = SeqNets.CharModel.TryConfig(model)?.Value
+            ?? throw new ArgumentException($"model: expected a character model, but got {model.Describe()}.", nameof(model));
+        var kind = config.Kind;
         var cell = kind.Tag switch
         {
             SeqNets.CellKind.Tags.ElmanTanh => CellKind.ElmanTanh,
@@ -147,8 +149,8 @@ public sealed record CharModelOptions
         {
             Cell = cell,
             Factors = kind is SeqNets.CellKind.MultiplicativeRnn m ? m.factors : null,
-            HiddenSize = model.Config.HiddenSize,
-            Layers = model.Config.Layers,
+            HiddenSize = config.HiddenSize,
+            Layers = config.Layers,
             Precision = model.DType == torch.float64 ? Precision.Float64 : Precision.Float32,
             Seed = 0,
         };

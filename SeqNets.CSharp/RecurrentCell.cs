@@ -55,7 +55,7 @@ public sealed class RecurrentCell
     public int StateSize => Core.StateSize;
 
     /// <summary>P: the number of parameters, the length of θ.</summary>
-    public int ParameterCount => Core.ParameterCount;
+    public long ParameterCount => Core.ParameterCount;
 
     /// <summary>The cell's update equations in plain text, for display.</summary>
     public string Equations => Core.Equations;
@@ -135,19 +135,44 @@ public sealed class RecurrentCell
     /// <summary>
     /// A user-defined cell with transition s_t = <paramref name="transition"/>(θ, x_t, s_(t−1)), where
     /// θ is [P], x_t is [B; I], s_(t−1) is [B; S] and the result is [B; S]; its first H state entries
-    /// are its output. It unrolls and is verified by autodiff like a built-in cell; pass
-    /// <paramref name="jacobians"/> to give it hand-derived c_t and b_t as well.
+    /// are its output. It unrolls, trains, checkpoints, samples and exports like a built-in cell, and
+    /// autodiff verifies it; pass <paramref name="jacobians"/> to give it hand-derived c_t and b_t as well.
     /// </summary>
-    /// <param name="name">A short name for messages and display.</param>
+    /// <remarks>
+    /// <para>
+    /// With <paramref name="rowParameters"/> the cell declares that its transition also accepts θ as
+    /// [B; P], one copy of the parameters per batch row, and then <see cref="CellLayout.View"/> gives
+    /// each block as [B; shape]. Autodiff then computes the local Jacobians of a whole trajectory in
+    /// one backward pass instead of one pass per state entry (T·B·S of them), several times faster for
+    /// small cells, at the cost of a copy of θ per entry. A transition written with
+    /// broadcasting products, such as <c>W.matmul(x.unsqueeze(-1)).squeeze(-1)</c> for W x, works for
+    /// both shapes of θ. Mind that TorchSharp's <c>matmul</c> ends the process on a shape mismatch (its
+    /// native entry point does not catch libtorch's errors, unlike <c>torch.mm</c>, <c>torch.bmm</c> and
+    /// <c>torch.einsum</c>, which raise an exception): SeqNets' own products check shapes first.
+    /// </para>
+    /// <para>
+    /// The shapes the functions return are checked at every call: a transition that does not return
+    /// [B; S], or Jacobians that are not c_t [B; S; S] and b_t [B; S; P], raise an
+    /// <see cref="ArgumentException"/> naming the cell, the function, the shape expected and the shape
+    /// returned. To load checkpoints that hold the cell, <see cref="Register"/> it first.
+    /// </para>
+    /// <para>
+    /// Both functions act row by row: they may be called with any number of rows (the Jacobians of
+    /// many steps are evaluated at once, the steps stacked as rows), so a result takes its row count
+    /// from x, as in <c>torch.zeros(x.shape[0], S, S)</c>.
+    /// </para>
+    /// </remarks>
+    /// <param name="name">A short name for messages, display and checkpoints (see <see cref="Register"/>).</param>
     /// <param name="inputSize">I, the width of each input.</param>
     /// <param name="hiddenSize">H, the width of the output, at most <paramref name="stateSize"/>.</param>
     /// <param name="stateSize">S, the width of the flat state.</param>
     /// <param name="layout">The named blocks of θ; use <see cref="CellLayout.View"/> inside the transition.</param>
     /// <param name="transition">The step function (θ, x_t, s_(t−1)) ↦ s_t.</param>
     /// <param name="jacobians">Optional hand-derived (θ, x_t, s_(t−1)) ↦ (c_t [B; S; S], b_t [B; S; P]).</param>
+    /// <param name="rowParameters">Whether <paramref name="transition"/> also accepts θ as [B; P] (one copy per row).</param>
     /// <returns>The cell.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="name"/>, <paramref name="layout"/> or <paramref name="transition"/> is null.</exception>
-    /// <exception cref="ArgumentException">A size is not positive, or H exceeds S.</exception>
+    /// <exception cref="ArgumentException">The name is empty, a size is not positive, or H exceeds S.</exception>
     public static RecurrentCell Custom(
         string name,
         int inputSize,
@@ -155,39 +180,92 @@ public sealed class RecurrentCell
         int stateSize,
         CellLayout layout,
         Func<Tensor, Tensor, Tensor, Tensor> transition,
-        Func<Tensor, Tensor, Tensor, CellJacobians>? jacobians = null)
+        Func<Tensor, Tensor, Tensor, CellJacobians>? jacobians = null,
+        bool rowParameters = false)
     {
         SeqNetsEngine.EnsureLoaded();
         Guard.NotNull(name, nameof(name));
         Guard.NotNull(layout, nameof(layout));
         Guard.NotNull(transition, nameof(transition));
-        Tensor Step(Tensor theta, Tensor x, Tensor s)
-        {
-            var next = transition(theta, x, s);
-            if (next is null || next.dim() != 2 || next.shape[0] != x.shape[0] || next.shape[1] != stateSize)
-                throw new InvalidOperationException(
-                    $"The transition of cell '{name}' must return a [B; S] tensor with B = {x.shape[0]} and S = {stateSize}, "
-                    + $"but it returned {(next is null ? "null" : "shape " + Guard.ShapeText(next))}.");
-            return next;
-        }
+        // The core checks the shape of every result and names the cell when it is wrong.
         var core = CellModule.Custom(name, inputSize, hiddenSize, stateSize, layout.Core,
-            FuncConvert.FromFunc<Tensor, Tensor, Tensor, Tensor>(Step));
+            FuncConvert.FromFunc<Tensor, Tensor, Tensor, Tensor>((theta, x, s) => transition(theta, x, s)));
         if (jacobians is not null)
         {
             StepJacobians Derivatives(Tensor theta, Tensor x, Tensor s)
             {
                 var j = jacobians(theta, x, s)
-                    ?? throw new InvalidOperationException($"The Jacobians function of cell '{name}' returned null.");
-                long B = x.shape[0], S = stateSize, P = layout.Count;
-                if (!j.State.shape.SequenceEqual(new[] { B, S, S }) || !j.Parameters.shape.SequenceEqual(new[] { B, S, P }))
-                    throw new InvalidOperationException(
-                        $"The Jacobians function of cell '{name}' must return c_t [{B}; {S}; {S}] and b_t [{B}; {S}; {P}], "
-                        + $"but it returned {Guard.ShapeText(j.State)} and {Guard.ShapeText(j.Parameters)}.");
+                    ?? throw new ArgumentException(
+                        $"jacobians: cell '{name}': its Jacobians function returned null, but expected c_t [B; S; S] and b_t [B; S; P].",
+                        nameof(jacobians));
                 return new StepJacobians(j.State, j.Parameters);
             }
             core = CellModule.WithJacobians(FuncConvert.FromFunc<Tensor, Tensor, Tensor, StepJacobians>(Derivatives), core);
         }
+        if (rowParameters) core = CellModule.WithRowParameters(core);
         return new RecurrentCell(core);
+    }
+
+    /// <summary>
+    /// Registers how to build the user-defined cell called <paramref name="name"/> at given input and
+    /// hidden sizes, so that checkpoints holding it can be loaded: a checkpoint stores a cell by its
+    /// name, sizes and parameter layout, and rebuilds a user-defined one through this function.
+    /// </summary>
+    /// <remarks>
+    /// Register before loading, once per process; a later registration of the same name replaces the
+    /// earlier one. The cell <paramref name="make"/> builds must carry <paramref name="name"/> and
+    /// the sizes asked for, and have the layout and state size of the saved one, or the load is refused
+    /// with a <see cref="SeqNetsCheckpointException"/> that says which.
+    /// </remarks>
+    /// <param name="name">The cell's name, as <see cref="Custom"/> was given it.</param>
+    /// <param name="make">Builds the cell from (inputSize, hiddenSize).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> or <paramref name="make"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is empty or names a built-in cell.</exception>
+    public static void Register(string name, Func<int, int, RecurrentCell> make)
+    {
+        Guard.NotNull(name, nameof(name));
+        Guard.NotNull(make, nameof(make));
+        if (string.IsNullOrWhiteSpace(name))
+            throw new ArgumentException("name: expected a cell name, but got an empty one.", nameof(name));
+        if (BuiltInNames.Contains(name))
+            throw new ArgumentException(
+                $"name: expected the name of a user-defined cell, but '{name}' is a built-in cell's, which checkpoints rebuild themselves.",
+                nameof(name));
+        Cell Build(int inputSize, int hiddenSize)
+        {
+            var cell = make(inputSize, hiddenSize)
+                ?? throw new ArgumentException($"make: the function registered for cell '{name}' returned null.", nameof(make));
+            if (cell.Name != name || cell.InputSize != inputSize || cell.HiddenSize != hiddenSize)
+                throw new ArgumentException(
+                    $"make: the function registered for cell '{name}' was asked for I = {inputSize}, H = {hiddenSize}, "
+                    + $"but built {cell}.", nameof(make));
+            return cell.Core;
+        }
+        CellCatalog.Register(name, FuncConvert.FromFunc<int, int, Cell>(Build));
+    }
+
+    private static readonly string[] BuiltInNames = ["elman-tanh", "elman-relu", "gru-pytorch", "gru-lecture", "lstm", "mrnn"];
+
+    /// <summary>The facade's cell for a core cell, such as one rebuilt from a checkpoint.</summary>
+    internal static RecurrentCell Of(Cell core) => new(core);
+
+    /// <summary>Whether the transition also accepts θ as [B; P], one copy of the parameters per row (see <see cref="Custom"/>).</summary>
+    public bool HasRowParameters => Core.RowParameters;
+
+    /// <summary>
+    /// A cell written as equations (<see cref="CellEquations"/>): its transition is evaluated from the
+    /// equations and its c_t and b_t are derived by rules, so every BPTT route and
+    /// <see cref="RecurrentNetwork.VerifyIdentity"/> apply to it with no hand-written Jacobian.
+    /// </summary>
+    /// <param name="equations">The equations.</param>
+    /// <returns>The cell, with derived Jacobians.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="equations"/> is null.</exception>
+    /// <exception cref="ArgumentException">The equations use an undeclared block, have mismatched sizes (the message names the sub-expression and both shapes), miss an update, or use a function the rules cannot differentiate.</exception>
+    public static RecurrentCell FromEquations(CellEquations equations)
+    {
+        SeqNetsEngine.EnsureLoaded();
+        Guard.NotNull(equations, nameof(equations));
+        return new RecurrentCell(global::SeqNets.Equations.Cell(equations.ToCore()));
     }
 
     /// <summary>Shows the cell's name and its sizes I, H, S and P.</summary>

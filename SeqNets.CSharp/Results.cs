@@ -122,6 +122,7 @@ public sealed class IdentityReport
         RecurrenceVsClosedForm = r.RecurrenceVsClosedForm;
         ClosedFormVsAutodiff = r.ClosedFormVsAutodiff;
         Magnitude = r.Magnitude;
+        HandDerived = r.HandDerived;
         ClosedFormTime = r.ClosedFormTime;
         RecurrenceTime = r.RecurrenceTime;
         AutodiffTime = r.AutodiffTime;
@@ -145,6 +146,12 @@ public sealed class IdentityReport
 
     /// <summary>The largest |∂s_t/∂θ| of the trajectory, which shows whether gradients vanished or exploded.</summary>
     public double Magnitude { get; }
+
+    /// <summary>
+    /// Whether the closed form and the recurrence used the cell's hand-derived c_t and b_t; false for a
+    /// cell without them, whose routes then use autodiff's local Jacobians and whose two Jacobian errors are 0.
+    /// </summary>
+    public bool HandDerived { get; }
 
     /// <summary>The time for the hand-derived c_t, b_t and the closed-form sum.</summary>
     public TimeSpan ClosedFormTime { get; }

@@ -69,10 +69,13 @@ public enum ExecutionPath
 
     /// <summary>The cell's own equations, step by step; every cell and every BPTT strategy supports it.</summary>
     Step,
+
+    /// <summary>The built-in cells' equations with their hand-derived backward pass (the engine on the derivation); every BPTT strategy, no user-defined cells.</summary>
+    Derived,
 }
 
 /// <summary>
-/// Everything that decides how a <see cref="CharLanguageModel"/> is trained: the BPTT strategy, the
+/// Everything that decides how a <see cref="CharLanguageModel"/> or a <see cref="SequenceNetwork"/> is trained: the BPTT strategy, the
 /// optimizer and its learning-rate schedule, gradient clipping, the batch shape, the execution path
 /// and the seed of training's random choices. Immutable; change it with <c>WithLearningRate</c>,
 /// <c>WithTruncatedBptt</c>, … or a <c>with</c> expression. Invalid values are refused with an
@@ -332,6 +335,7 @@ public sealed record TrainingOptions
         {
             ExecutionPath.Fused => Microsoft.FSharp.Core.FSharpOption<SeqNets.ExecutionPath>.Some(SeqNets.ExecutionPath.Fused),
             ExecutionPath.Step => Microsoft.FSharp.Core.FSharpOption<SeqNets.ExecutionPath>.Some(SeqNets.ExecutionPath.Step),
+            ExecutionPath.Derived => Microsoft.FSharp.Core.FSharpOption<SeqNets.ExecutionPath>.Some(SeqNets.ExecutionPath.Derived),
             _ => Microsoft.FSharp.Core.FSharpOption<SeqNets.ExecutionPath>.None,
         },
         Seed);
@@ -345,7 +349,7 @@ public sealed record TrainingOptions
             Batch = c.Batch,
             SequenceLength = c.SequenceLength,
             Seed = c.Seed,
-            ExecutionPath = c.Path is null ? ExecutionPath.Auto : c.Path.Value.IsFused ? ExecutionPath.Fused : ExecutionPath.Step,
+            ExecutionPath = c.Path is null ? ExecutionPath.Auto : c.Path.Value.IsFused ? ExecutionPath.Fused : c.Path.Value.IsDerived ? ExecutionPath.Derived : ExecutionPath.Step,
         };
         o = c.Strategy switch
         {

@@ -1,8 +1,8 @@
 namespace SeqNets.CSharp;
 
 /// <summary>
-/// One progress report of <see cref="CharLanguageModel.Train"/>, sent after every step: where the
-/// run is, its latest loss, its speed and how long it has left.
+/// One progress report of <see cref="CharLanguageModel.Train"/> or <see cref="SequenceNetwork.Train"/>,
+/// sent after every step: where the run is, its latest loss, its speed and how long it has left.
 /// </summary>
 public sealed class TrainingProgress
 {
@@ -24,17 +24,20 @@ public sealed class TrainingProgress
     /// <summary>The number of steps this run was asked to take.</summary>
     public int TotalSteps { get; }
 
-    /// <summary>The mean cross-entropy of the step's batch, in nats per character.</summary>
+    /// <summary>The loss of the step's batch: for a text model the mean cross-entropy in nats per character, for a network its head's loss.</summary>
     public double Loss { get; }
 
     /// <summary>
-    /// The mean cross-entropy over the validation part, in nats per character, on the steps chosen by
-    /// <see cref="TrainingOptions.EvaluateEvery"/> and on the last step; null on other steps or when
-    /// the corpus has too little validation text.
+    /// The loss on the held-out data — the corpus's validation part in nats per character, or a
+    /// network's validation batch — on the steps chosen by <see cref="TrainingOptions.EvaluateEvery"/>
+    /// and on the last step; null on other steps or when there is no held-out data.
     /// </summary>
     public double? ValidationLoss { get; }
 
-    /// <summary>The training characters consumed per second of wall-clock time so far in this run.</summary>
+    /// <summary>
+    /// The training characters consumed per second of wall-clock time so far in this run; for a network
+    /// trained on batches, the real steps (sequence heads) or rows (vector heads) it read.
+    /// </summary>
     public double CharactersPerSecond { get; }
 
     /// <summary>The wall-clock time since this run started.</summary>
@@ -50,7 +53,7 @@ public sealed class TrainingProgress
         + $"{CharactersPerSecond:N0} chars/s  eta {EstimatedRemaining:hh\\:mm\\:ss}";
 }
 
-/// <summary>What one call of <see cref="CharLanguageModel.Train"/> did.</summary>
+/// <summary>What one call of <see cref="CharLanguageModel.Train"/> or <see cref="SequenceNetwork.Train"/> did.</summary>
 public sealed class TrainingSummary
 {
     internal TrainingSummary(int steps, int totalSteps, double lastLoss, double? validationLoss, double charactersPerSecond,
@@ -72,13 +75,13 @@ public sealed class TrainingSummary
     /// <summary>The number of steps the model has been trained for altogether, over every run and resumed checkpoint.</summary>
     public int TotalSteps { get; }
 
-    /// <summary>The mean cross-entropy of the last step's batch in nats per character, or NaN when no step was taken.</summary>
+    /// <summary>The loss of the last step's batch (nats per character for a text model), or NaN when no step was taken.</summary>
     public double LastLoss { get; }
 
-    /// <summary>The mean cross-entropy over the validation part after the run, or null when the corpus has too little validation text.</summary>
+    /// <summary>The loss on the held-out data after the run (a corpus's validation part, or a network's validation batch), or null when there is none.</summary>
     public double? ValidationLoss { get; }
 
-    /// <summary>The training characters consumed per second of wall-clock time.</summary>
+    /// <summary>The training characters (for a network on batches, real steps or rows) consumed per second of wall-clock time.</summary>
     public double CharactersPerSecond { get; }
 
     /// <summary>The number of updates this run skipped because the gradient had NaN or infinite entries.</summary>

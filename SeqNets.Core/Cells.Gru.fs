@@ -32,6 +32,32 @@ module Gru =
         let d = W.dim () - 2L
         W.narrow(d, 0L, H), W.narrow(d, H, H), W.narrow(d, 2L * H, H)
 
+    /// The GRU as equations, in the same layout (gate rows r, z, n of PyTorch's blocks):
+    ///   r_t = σ(W_r x_t + b_ir + U_r h_{t−1} + b_hr),   z_t = σ(W_z x_t + b_iz + U_z h_{t−1} + b_hz),
+    ///   n_t = tanh(W_n x_t + b_in + U_n (r_t ⊙ h_{t−1}) + b_hn)        (lecture)
+    ///   n_t = tanh(W_n x_t + b_in + r_t ⊙ (U_n h_{t−1} + b_hn))        (PyTorch)
+    ///   h_t = z_t ⊙ h_{t−1} + (1 − z_t) ⊙ n_t.
+    [<CompiledName("Equations")>]
+    let equations (form: GruForm) (inputSize: int) (hiddenSize: int) : CellEquations =
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        let H = hiddenSize
+        let x, h = Expr.input, Expr.previous "h"
+        let gate block k (symbol: string) = Block.rows block (k * H) H symbol
+        let W_r, W_z, W_n = gate "weight_ih" 0 "W_r", gate "weight_ih" 1 "W_z", gate "weight_ih" 2 "W_n"
+        let U_r, U_z, U_n = gate "weight_hh" 0 "U_r", gate "weight_hh" 1 "U_z", gate "weight_hh" 2 "U_n"
+        let bias block k symbol = Expr.parameter (gate block k symbol)
+        let b_ir, b_iz, b_in = bias "bias_ih" 0 "b_ir", bias "bias_ih" 1 "b_iz", bias "bias_ih" 2 "b_in"
+        let b_hr, b_hz, b_hn = bias "bias_hh" 0 "b_hr", bias "bias_hh" 1 "b_hz", bias "bias_hh" 2 "b_hn"
+        let r = Expr.named "r" (Expr.sigmoid (W_r * x + b_ir + U_r * h + b_hr))
+        let z = Expr.named "z" (Expr.sigmoid (W_z * x + b_iz + U_z * h + b_hz))
+        let n =
+            match form with
+            | Lecture -> Expr.named "n" (Expr.tanh (W_n * x + b_in + U_n * (r * h) + b_hn))
+            | PyTorch -> Expr.named "n" (Expr.tanh (W_n * x + b_in + r * (U_n * h + b_hn)))
+        let name = match form with Lecture -> "gru-lecture" | PyTorch -> "gru-pytorch"
+        Equations.create name inputSize [ "h", H ] (layout inputSize hiddenSize) [ "h", z * h + (1.0 - z) * n ]
+
     /// A GRU with input size I and hidden size H in the given form.
     [<CompiledName("Create")>]
     let create (form: GruForm) (inputSize: int) (hiddenSize: int) : Cell =
@@ -40,6 +66,7 @@ module Gru =
         Check.positive (nameof hiddenSize) hiddenSize
         let L = layout inputSize hiddenSize
         let H = int64 hiddenSize
+        let derived = Equations.cell (equations form inputSize hiddenSize) // b_t structured, for Bptt's sweeps
 
         /// Every intermediate of one step, named as in the equations.
         let forward (theta: Tensor) (x: Tensor) (h: Tensor) =
@@ -101,9 +128,9 @@ module Gru =
             match form with
             | Lecture ->
                 // r reaches h_t only through q = r ⊙ h inside U_n q: ∂h_t/∂r = A U_n diag(h).
-                let Jr = A.matmul(U_n) * (h * dr).unsqueeze 1L // [B; H; H]
+                let Jr = A.matmulChecked(U_n) * (h * dr).unsqueeze 1L // [B; H; H]
                 let Jgi = torch.cat([| Jr; Jz; A |], 2L) // ∂h_t/∂(W x + b_ih): [B; H; 3H]
-                let c = Tensors.diag z + Jr.matmul U_r + Jz.matmul U_z + A.matmul(U_n) * r.unsqueeze 1L // [B; H; H]
+                let c = Tensors.diag z + Jr.matmulChecked U_r + Jz.matmulChecked U_z + A.matmulChecked(U_n) * r.unsqueeze 1L // [B; H; H]
                 let bW_hh = torch.cat([| Tensors.wrtWeight (torch.cat([| Jr; Jz |], 2L)) h; Tensors.wrtWeight A q |], 2L)
                 { State = c
                   Parameters = torch.cat([| Tensors.wrtWeight Jgi x; bW_hh; Jgi; Jgi |], 2L) } // [B; H; P]
@@ -112,12 +139,29 @@ module Gru =
                 let Jr = Tensors.diag (dn * q * dr) // [B; H; H]
                 let Jgi = torch.cat([| Jr; Jz; A |], 2L) // [B; H; 3H]
                 let Jgh = torch.cat([| Jr; Jz; Tensors.diag (dn * r) |], 2L) // ∂h_t/∂(U h + b_hh): [B; H; 3H]
-                let c = Tensors.diag z + Jgh.matmul (L.View(theta, "weight_hh")) // [B; H; H]
+                let c = Tensors.diag z + Jgh.matmulChecked (L.View(theta, "weight_hh")) // [B; H; H]
                 { State = c
                   Parameters = torch.cat([| Tensors.wrtWeight Jgi x; Tensors.wrtWeight Jgh h; Jgi; Jgh |], 2L) }
+
+        // ∂h_t/∂x_t = ∂h_t/∂(W x + b_ih) · W: the same gate Jacobian Jgi as in b_t, times W.
+        let inputJacobian (theta: Tensor) (x: Tensor) (h: Tensor) =
+            let r, z, q, n, _ = forward theta x h
+            let dn = (1.0 - z) * (1.0 - n * n) // [B; H]
+            let dz = (h - n) * z * (1.0 - z)
+            let dr = r * (1.0 - r)
+            let A = Tensors.diag dn
+            let Jr =
+                match form with
+                | Lecture ->
+                    let _, _, U_n = rows H (L.View(theta, "weight_hh"))
+                    A.matmulChecked(U_n) * (h * dr).unsqueeze 1L // [B; H; H]
+                | PyTorch -> Tensors.diag (dn * q * dr)
+            let Jgi = torch.cat([| Jr; Tensors.diag dz; A |], 2L) // [B; H; 3H]
+            Jgi.matmulChecked (L.View(theta, "weight_ih")) // [B; H; I]
 
         let name, equations =
             match form with
             | Lecture -> "gru-lecture", "h_t = z ⊙ h_(t-1) + (1 - z) ⊙ tanh(W_n x + b_in + U_n (r ⊙ h_(t-1)) + b_hn)"
             | PyTorch -> "gru-pytorch", "h_t = (1 - z) ⊙ tanh(W_n x + b_in + r ⊙ (U_n h_(t-1) + b_hn)) + z ⊙ h_(t-1)"
-        Cell.fromProjection name inputSize hiddenSize hiddenSize L equations project projected jacobians
+        { Cell.fromProjection name inputSize hiddenSize hiddenSize L equations project projected jacobians inputJacobian with
+            StructuredJacobians = derived.StructuredJacobians }

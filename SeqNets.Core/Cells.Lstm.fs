@@ -17,6 +17,27 @@ open SeqNets
 module Lstm =
     let private layout (I: int) (H: int) = ParameterLayout.Recurrent(4, I, H)
 
+    /// The LSTM as equations, in the same layout (gate rows i, f, g, o; the g rows written W_c,
+    /// U_c, b_ic, b_hc and their candidate c̃):
+    ///   i_t = σ(W_i x_t + b_ii + U_i h_{t−1} + b_hi)   (f_t, o_t alike),   c̃_t = tanh(W_c x_t + b_ic + U_c h_{t−1} + b_hc)
+    ///   c_t = f_t ⊙ c_{t−1} + i_t ⊙ c̃_t,   h_t = o_t ⊙ tanh(c_t).
+    [<CompiledName("Equations")>]
+    let equations (inputSize: int) (hiddenSize: int) : CellEquations =
+        Check.positive (nameof inputSize) inputSize
+        Check.positive (nameof hiddenSize) hiddenSize
+        let H = hiddenSize
+        let x, h, c = Expr.input, Expr.previous "h", Expr.previous "c"
+        let gate k (name: string) =
+            let W, U = Block.rows "weight_ih" (k * H) H $"W_{name}", Block.rows "weight_hh" (k * H) H $"U_{name}"
+            let b_i, b_h = Expr.parameter (Block.rows "bias_ih" (k * H) H $"b_i{name}"), Expr.parameter (Block.rows "bias_hh" (k * H) H $"b_h{name}")
+            W * x + b_i + U * h + b_h
+        let i = Expr.named "i" (Expr.sigmoid (gate 0 "i"))
+        let f = Expr.named "f" (Expr.sigmoid (gate 1 "f"))
+        let g = Expr.named "c~" (Expr.tanh (gate 2 "c"))
+        let o = Expr.named "o" (Expr.sigmoid (gate 3 "o"))
+        let cNext = f * c + i * g
+        Equations.create "lstm" inputSize [ "h", H; "c", H ] (layout inputSize hiddenSize) [ "c", cNext; "h", o * Expr.tanh cNext ]
+
     /// An LSTM with input size I and hidden size H.
     [<CompiledName("Create")>]
     let create (inputSize: int) (hiddenSize: int) : Cell =
@@ -25,6 +46,7 @@ module Lstm =
         Check.positive (nameof hiddenSize) hiddenSize
         let L = layout inputSize hiddenSize
         let H = int64 hiddenSize
+        let derived = Equations.cell (equations inputSize hiddenSize) // b_t structured, for Bptt's sweeps
 
         let forward (theta: Tensor) (x: Tensor) (s: Tensor) =
             let hPrev, cPrev = s.narrow(-1L, 0L, H), s.narrow(-1L, H, H) // [B; H] each
@@ -72,10 +94,22 @@ module Lstm =
             let Jc = torch.cat([| d ci; d cf; d cg; d zero |], 2L) // [B; H; 4H]
             let Jh = torch.cat([| d (dtc * ci); d (dtc * cf); d (dtc * cg); d ho |], 2L) // [B; H; 4H]
             let J = torch.cat([| Jh; Jc |], 1L) // [B; 2H; 4H]
-            let dsdh = J.matmul (L.View(theta, "weight_hh")) // ∂s_t/∂h_{t−1}: [B; 2H; H]
+            let dsdh = J.matmulChecked (L.View(theta, "weight_hh")) // ∂s_t/∂h_{t−1}: [B; 2H; H]
             let dsdc = torch.cat([| d (dtc * f); d f |], 1L) // ∂s_t/∂c_{t−1}: [B; 2H; H]
             { State = torch.cat([| dsdh; dsdc |], 2L) // [B; 2H; 2H]
               Parameters = torch.cat([| Tensors.wrtWeight J x; Tensors.wrtWeight J hPrev; J; J |], 2L) } // [B; 2H; P]
 
-        Cell.fromProjection "lstm" inputSize hiddenSize (2 * hiddenSize) L
-            "c_t = f ⊙ c_(t-1) + i ⊙ tanh(W_c x + U_c h_(t-1) + b_c);  h_t = o ⊙ tanh(c_t)" project projected jacobians
+        // ∂s_t/∂x_t = J W, with J = ∂s_t/∂pre as in b_t: [B; 2H; I].
+        let inputJacobian (theta: Tensor) (x: Tensor) (s: Tensor) =
+            let _, cPrev, i, f, g, o, _, tc, _ = forward theta x s
+            let dtc = o * (1.0 - tc * tc)
+            let ci, cf, cg = g * i * (1.0 - i), cPrev * f * (1.0 - f), i * (1.0 - g * g)
+            let ho = tc * o * (1.0 - o)
+            let d = Tensors.diag
+            let Jc = torch.cat([| d ci; d cf; d cg; d (torch.zeros_like ci) |], 2L) // [B; H; 4H]
+            let Jh = torch.cat([| d (dtc * ci); d (dtc * cf); d (dtc * cg); d ho |], 2L) // [B; H; 4H]
+            torch.cat([| Jh; Jc |], 1L).matmulChecked (L.View(theta, "weight_ih")) // [B; 2H; I]
+
+        { Cell.fromProjection "lstm" inputSize hiddenSize (2 * hiddenSize) L
+            "c_t = f ⊙ c_(t-1) + i ⊙ tanh(W_c x + U_c h_(t-1) + b_c);  h_t = o ⊙ tanh(c_t)" project projected jacobians inputJacobian with
+            StructuredJacobians = derived.StructuredJacobians }

@@ -158,31 +158,48 @@ type internal FastSampler(layers: FastLayer[], outWeight: float32[], outBias: fl
             let values = (use s = states[l].to_type torch.float32 in s.data<float32>().ToArray())
             values.CopyTo(layers[l].State, 0)
 
-    /// Copies a float32 model's parameters into arrays.
-    static member Create(model: CharModel) : FastSampler =
+    /// Whether a network can be sampled here: token inputs, layers of built-in cells with a fast
+    /// form reading left to right (any mix of families).
+    static member Supports(net: Network) =
+        InputLayer.takesTokens net.Spec.Input
+        && net.Spec.Layers |> List.forall (fun l ->
+            l.Direction = Forward && l.Cell.InputProjection.IsSome && (CellKind.ofCell l.Cell).IsSome)
+
+    /// Copies a float32 network's parameters into arrays.
+    static member Create(net: Network) : FastSampler =
         use _ = torch.no_grad ()
         use scope = torch.NewDisposeScope()
         let arr (t: torch.Tensor) = t.contiguous().to_type(torch.float32).data<float32>().ToArray()
+        let dtype = net.DType
         let layers =
-            model.Cells
+            net.Cells
             |> Array.mapi (fun l cell ->
-                let theta = model.CellParameters l
+                let kind = (CellKind.ofCell cell).Value
+                let theta = net.LayerParameters l
                 let view name = arr (cell.Layout.View(theta, name))
                 let project = cell.InputProjection.Value theta
                 let I = cell.InputSize
                 let input, bias =
-                    if l = 0 then arr (project (torch.eye(int64 I, dtype = model.DType))), [||]
+                    if l = 0 then
+                        // The projected input of every token: of the unit vectors (one-hot) or of the
+                        // embedding table's rows.
+                        let tokens =
+                            match net.Spec.Input with
+                            | Embedding _ -> net.View "input.weight"
+                            | _ -> torch.eye(int64 I, dtype = dtype)
+                        arr (project tokens), [||]
                     else
-                        let a0 = project (torch.zeros([| 1L; int64 I |], dtype = model.DType)) // [1; G]
-                        let columns = project (torch.eye(int64 I, dtype = model.DType)) - a0 // [I; G]: row k = A e_k
+                        let a0 = project (torch.zeros([| 1L; int64 I |], dtype = dtype)) // [1; G]
+                        let columns = project (torch.eye(int64 I, dtype = dtype)) - a0 // [I; G]: row k = A e_k
                         arr (columns.t ()), arr a0
-                let G = (if l = 0 then input.Length / I else bias.Length)
+                let tokens = match net.Spec.Input with Embedding(v, _) | OneHot v -> v | _ -> I
+                let G = (if l = 0 then input.Length / tokens else bias.Length)
                 let U, extra =
-                    match model.Config.Kind with
+                    match kind with
                     | MultiplicativeRnn _ -> view "W_fh", view "W_hf"
                     | GruPyTorch -> view "weight_hh", view "bias_hh"
                     | _ -> view "weight_hh", [||]
-                { Kind = model.Config.Kind
+                { Kind = kind
                   H = cell.HiddenSize
                   Input = input
                   InputBias = bias
@@ -191,5 +208,5 @@ type internal FastSampler(layers: FastLayer[], outWeight: float32[], outBias: fl
                   Extra = extra
                   G = G
                   State = Array.zeroCreate cell.StateSize })
-        FastSampler(layers, arr (model.Output.Layout.View(model.OutputParameters, "weight")),
-                    arr (model.Output.Layout.View(model.OutputParameters, "bias")), model.Config.VocabularySize)
+        FastSampler(layers, arr (net.Readout.Layout.View(net.ReadoutParameters, "weight")),
+                    arr (net.Readout.Layout.View(net.ReadoutParameters, "bias")), net.Spec.Output)

@@ -34,6 +34,32 @@ type StateDictException(path: string, key: string, problem: string, inner: exn) 
     /// What is wrong.
     member _.Problem = problem
 
+/// CRC-32 (ISO-HDLC, the zip format's: reflected polynomial 0xEDB88320, initial and final XOR
+/// 0xFFFFFFFF).
+[<RequireQualifiedAccess>]
+module internal Crc32 =
+    let private table =
+        Array.init 256 (fun n ->
+            let mutable c = uint32 n
+            for _ in 1 .. 8 do c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
+            c)
+
+    /// The CRC-32 of everything a stream has left, and the number of bytes read.
+    let ofStream (s: Stream) : uint32 * int64 =
+        let buffer = Array.zeroCreate<byte> 65536
+        let mutable crc = 0xFFFFFFFFu
+        let mutable total = 0L
+        let mutable n = s.Read(buffer, 0, buffer.Length)
+        while n > 0 do
+            for i in 0 .. n - 1 do
+                crc <- table[int ((crc ^^^ uint32 buffer[i]) &&& 0xFFu)] ^^^ (crc >>> 8)
+            total <- total + int64 n
+            n <- s.Read(buffer, 0, buffer.Length)
+        crc ^^^ 0xFFFFFFFFu, total
+
+    /// The CRC-32 of bytes.
+    let ofBytes (bytes: byte[]) = fst (ofStream (new MemoryStream(bytes, false)))
+
 [<RequireQualifiedAccess>]
 module Interop =
     /// The prefix of the recurrent layers' keys in a CharModel state dict (`self.rnn`).
@@ -114,6 +140,21 @@ module Interop =
         | h when h.Length >= 2 && h[0] = 0x80uy ->
             fail "written in PyTorch's legacy (pre-1.6) pickle format, which cannot be read here; re-save it with torch.save(state_dict, path, _use_new_zipfile_serialization=True)"
         | _ -> fail "not a PyTorch .pt file: expected a zip archive (torch.save's format since PyTorch 1.6), but the file does not start with one"
+        // The zip records a CRC-32 of every entry; the reader below does not look at it, so a damaged
+        // file would be read as different weights. Check every entry first.
+        (try
+            use fs = File.OpenRead path
+            use zip = new Compression.ZipArchive(fs, Compression.ZipArchiveMode.Read)
+            for entry in zip.Entries do
+                use s = entry.Open()
+                let crc, length = Crc32.ofStream s
+                if length <> entry.Length then
+                    fail $"corrupt: the zip entry '{entry.FullName}' holds {length} bytes, but the zip records {entry.Length}"
+                if crc <> entry.Crc32 then
+                    fail $"corrupt: the zip entry '{entry.FullName}' does not match its CRC-32 (recorded {entry.Crc32:X8}, computed {crc:X8}): the file was damaged after it was written"
+         with
+         | :? StateDictException -> reraise ()
+         | e -> fail $"corrupt: cannot be read as a zip archive ({e.GetType().Name}: {e.Message})")
         let table =
             try
                 use fs = File.OpenRead path
@@ -155,7 +196,7 @@ module Interop =
         if d.Count > 0 then
             let key = Seq.min d.Keys
             let hint =
-                if key.Contains "_reverse" then " (a bidirectional layer, which SeqNets does not have)"
+                if key.Contains "_reverse" then " (a bidirectional layer: build the network with Layer.bidirectional and use Interop.importNetwork)"
                 elif key.StartsWith "weight_hr" || key.Contains ".weight_hr" then " (an LSTM with proj_size > 0, which SeqNets does not have)"
                 else ""
             let keys = String.Join(", ", expected)
@@ -220,66 +261,152 @@ module Interop =
 
     let private requireKind (argument: string) (kind: CellKind) =
         if not (CellKind.hasFusedPath kind) then
-            let why = match counterpart (string kind) with Error w -> w | Ok _ -> ""
+            let why = match counterpart (string (CellKind.cell kind 1 1).Name) with Error w -> w | Ok _ -> ""
             Check.fail argument $"{argument}: expected a model of a PyTorch-form kind (elman-tanh, elman-relu, gru, lstm), but got {kind}: {why}."
 
-    /// Writes a CharModel as the state dict of the PyTorch module `CharModel(nn.Module)` with
+    /// The state-dict keys of one body's blocks and the views of θ they read and write, in θ's order:
+    ///   embedding.weight (nn.Embedding) or input.weight, input.bias (nn.Linear);
+    ///   rnn.weight_ih_l<k>[_reverse] … for the layers of a PyTorch-form cell (nn.RNN / nn.GRU / nn.LSTM's own names);
+    ///   rnn.l<k>[_reverse].<block> for any other cell (the cell's own block names).
+    let private bodyEntries (net: Network) (prefix: string) (bodyPrefix: string) (input: InputLayer) (layers: RecurrentLayer list) =
+        [ match input with
+          | Embedding _ -> yield prefix + "embedding.weight", net.View(bodyPrefix + "input.weight")
+          | InputLayer.Dense _ ->
+              yield prefix + "input.weight", net.View(bodyPrefix + "input.weight")
+              yield prefix + "input.bias", net.View(bodyPrefix + "input.bias")
+          | _ -> ()
+          for k, layer in List.indexed layers do
+              for reverse in (if layer.Directions = 2 then [ false; true ] else [ false ]) do
+                  let suffix = if reverse then "_reverse" else ""
+                  let unitPrefix = if reverse then $"{bodyPrefix}l{k}.reverse." else $"{bodyPrefix}l{k}."
+                  let pytorch = (counterpart layer.Cell.Name |> Result.isOk) && (CellKind.ofCell layer.Cell).IsSome
+                  for b in layer.Cell.Layout.Blocks do
+                      let key = if pytorch then $"{prefix}{RecurrentPrefix}{b.Name}_l{k}{suffix}" else $"{prefix}{RecurrentPrefix}l{k}{suffix}.{b.Name}"
+                      yield key, net.View(unitPrefix + b.Name) ]
+
+    /// Every key of a network's state dict with the view of θ it holds, in θ's order.
+    let private networkEntries (net: Network) =
+        let spec = net.Spec
+        [ yield! bodyEntries net "" "" spec.Input spec.Layers
+          for b in net.Layout.Blocks do
+              if b.Name.StartsWith "bridge." then yield b.Name, net.View b.Name
+          match spec.Head with
+          | EncoderDecoder d -> yield! bodyEntries net "decoder." "decoder." d.Input d.Layers
+          | _ -> ()
+          for b in net.Readout.Layout.Blocks -> OutputPrefix + b.Name, net.View("readout." + b.Name) ]
+
+    /// Writes any network's parameters as a PyTorch state dict, under PyTorch's own names where a
+    /// layer is one of PyTorch's modules: embedding.weight, rnn.weight_ih_l0, rnn.weight_hh_l0_reverse, …,
+    /// out.weight, out.bias; a user-defined cell's blocks as rnn.l<k>.<block>; a decoder's under decoder..
+    [<CompiledName("ExportNetwork")>]
+    let exportNetwork (network: Network) (path: string) =
+        Check.notNull "network" network
+        Check.notNull "path" path
+        write path (networkEntries network)
+
+    /// Reads a state dict written by exportNetwork (or by PyTorch for a module with the same keys)
+    /// into a new network of the spec, in the file's dtype. Every key must be present with its
+    /// block's shape and no other key may be: StateDictException names the file, the key, what was
+    /// expected and what arrived.
+    [<CompiledName("ImportNetwork")>]
+    let importNetwork (spec: NetworkSpec) (path: string) : Network =
+        Check.notNull "path" path
+        NetworkSpec.validate spec
+        Native.ensure ()
+        let d = read path
+        try
+            let dtype =
+                match d.Values |> Seq.tryHead with
+                | Some t when t.dtype = torch.float32 || t.dtype = torch.float64 -> t.dtype
+                | Some t -> raise (StateDictException(path, null, $"expected float32 or float64 tensors, but got {t.dtype}"))
+                | None -> raise (StateDictException(path, null, "holds no tensors"))
+            let network = new Network(spec, dtype, 0UL)
+            try
+                let entries = networkEntries network
+                let seen = ref None
+                use _ = torch.no_grad ()
+                for key, view in entries do
+                    let t = take path d seen key view.shape
+                    view.copy_ t |> ignore
+                noneLeft path d (entries |> List.map fst)
+                network
+            with _ ->
+                (network :> IDisposable).Dispose()
+                reraise ()
+        finally
+            for t in d.Values do t.Dispose()
+
+    /// Writes a character model as the state dict of the PyTorch module `CharModel(nn.Module)` with
     /// `self.rnn = nn.RNN / nn.GRU / nn.LSTM(V, H, L)` and `self.out = nn.Linear(H, V)`:
-    /// rnn.weight_ih_l0 … rnn.bias_hh_l(L−1), out.weight, out.bias. ArgumentException for the GRU
-    /// in the lecture's form and the multiplicative RNN, which PyTorch has no module for.
+    /// rnn.weight_ih_l0 … rnn.bias_hh_l(L−1), out.weight, out.bias. ArgumentException for a network
+    /// that is not such a model, or whose cells PyTorch has no module for (the lecture's GRU, the
+    /// multiplicative RNN): exportNetwork writes those.
     [<CompiledName("ExportModel")>]
-    let exportModel (model: CharModel) (path: string) =
+    let exportModel (model: Network) (path: string) =
         Check.notNull "model" model
         Check.notNull "path" path
-        requireKind "model" model.Config.Kind
-        let entries =
-            [ for l in 0 .. model.Config.Layers - 1 do
-                  let cell, theta = model.Cells[l], model.CellParameters l
-                  for b in cell.Layout.Blocks -> $"{RecurrentPrefix}{b.Name}_l{l}", cell.Layout.View(theta, b.Name)
-              for b in model.Output.Layout.Blocks -> OutputPrefix + b.Name, model.Output.Layout.View(model.OutputParameters, b.Name) ]
-        write path entries
+        match CharModel.tryConfig model with
+        | Some config -> requireKind "model" config.Kind
+        | None -> Check.fail "model" $"model: expected a character model (one-hot input, layers of one built-in family), but got {model.Describe()}; use Interop.exportNetwork."
+        exportNetwork model path
 
     /// Reads the state dict of a PyTorch `CharModel(nn.Module)` (rnn.*, out.*; see exportModel)
-    /// into a new CharModel of the given kind, in the file's dtype; V, H and L are read from the
-    /// shapes and the count of layers. The kind is not recorded in a state dict (nn.RNN's tanh and
+    /// into a new character model of the given kind, in the file's dtype; V, H and L are read from
+    /// the shapes and the count of layers. The kind is not recorded in a state dict (nn.RNN's tanh and
     /// ReLU have the same keys), so it is given. StateDictException names the file, the key, what
     /// was expected and what arrived; ArgumentException for a kind PyTorch has no module for.
     [<CompiledName("ImportModel")>]
-    let importModel (kind: CellKind) (path: string) : CharModel =
+    let importModel (kind: CellKind) (path: string) : Network =
         Check.notNull "path" path
         requireKind "kind" kind
         Native.ensure ()
-        let config, dtype, parameters =
-            use _ = torch.NewDisposeScope()
+        let config =
             let d = read path
-            let first = RecurrentPrefix + "weight_ih_l0"
-            let G = match counterpart (CellKind.cell kind 1 1).Name with Ok(_, g) -> int64 g | Error _ -> 1L
-            let V, H =
-                match d.TryGetValue first with
-                | true, w when w.dim () = 2L && w.shape[0] % G = 0L && w.shape[0] > 0L && w.shape[1] > 0L -> w.shape[1], w.shape[0] / G
-                | true, w ->
-                    raise (StateDictException(path, first, $"expected a [{G}·H; V] weight for {kind} (rows a positive multiple of {G}), but got shape {shapeText w.shape}"))
-                | false, _ ->
-                    let hint = if d.ContainsKey "weight_ih_l0" then " (a single layer's state dict; see Interop.importCell)" else ""
-                    raise (StateDictException(path, first, $"missing: expected the first recurrent layer of a CharModel (self.rnn, self.out), but the file has only {keyList d.Keys}{hint}"))
-            let L = Seq.initInfinite id |> Seq.takeWhile (fun k -> d.ContainsKey $"{RecurrentPrefix}weight_ih_l{k}") |> Seq.length
-            let config = { Kind = kind; VocabularySize = int V; HiddenSize = int H; Layers = L }
-            // The shapes every block must have: those of the cells and output layer of this config.
-            let cells = Array.init L (fun l -> CellKind.cell kind (if l = 0 then int V else int H) (int H))
-            let output = OutputLayer.create (int H) (int V)
-            let dtype = ref None
-            let blocks =
-                [ for l in 0 .. L - 1 do yield! takeLayer path d dtype cells[l].Layout RecurrentPrefix $"_l{l}"
-                  yield! takeLayer path d dtype output.Layout OutputPrefix "" ]
-            noneLeft path d
-                [ for l in 0 .. L - 1 do
-                      for b in cells[l].Layout.Blocks -> $"{RecurrentPrefix}{b.Name}_l{l}"
-                  for b in output.Layout.Blocks -> OutputPrefix + b.Name ]
-            config, dtype.Value.Value, (flat blocks).MoveToOuterDisposeScope()
-        use parameters = parameters
-        let model = new CharModel(config, dtype, 0UL)
-        if parameters.numel () <> model.ParameterCount then
-            (model :> IDisposable).Dispose()
-            raise (StateDictException(path, null, $"holds {parameters.numel ()} parameters, but a {kind} model of V = {config.VocabularySize}, H = {config.HiddenSize}, L = {config.Layers} has {model.ParameterCount}"))
-        (use _ = torch.no_grad () in model.Parameters.copy_ parameters |> ignore)
-        model
+            try
+                let first = RecurrentPrefix + "weight_ih_l0"
+                let G = match counterpart (CellKind.cell kind 1 1).Name with Ok(_, g) -> int64 g | Error _ -> 1L
+                let V, H =
+                    match d.TryGetValue first with
+                    | true, w when w.dim () = 2L && w.shape[0] % G = 0L && w.shape[0] > 0L && w.shape[1] > 0L -> w.shape[1], w.shape[0] / G
+                    | true, w ->
+                        raise (StateDictException(path, first, $"expected a [{G}·H; V] weight for {kind} (rows a positive multiple of {G}), but got shape {shapeText w.shape}"))
+                    | false, _ ->
+                        let hint = if d.ContainsKey "weight_ih_l0" then " (a single layer's state dict; see Interop.importCell)" else ""
+                        raise (StateDictException(path, first, $"missing: expected the first recurrent layer of a CharModel (self.rnn, self.out), but the file has only {keyList d.Keys}{hint}"))
+                if d.Keys |> Seq.exists (fun k -> k.EndsWith "_reverse") then
+                    let key = d.Keys |> Seq.filter (fun k -> k.EndsWith "_reverse") |> Seq.min
+                    raise (StateDictException(path, key, "unexpected: a bidirectional layer, which a character model does not have (a network with Layer.bidirectional imports it: Interop.importNetwork)"))
+                let L = Seq.initInfinite id |> Seq.takeWhile (fun k -> d.ContainsKey $"{RecurrentPrefix}weight_ih_l{k}") |> Seq.length
+                { Kind = kind; VocabularySize = int V; HiddenSize = int H; Layers = L }
+            finally
+                for t in d.Values do t.Dispose()
+        importNetwork (CharModel.spec config) path
+
+    /// Reads the state dict of a bare PyTorch nn.RNN / nn.GRU / nn.LSTM — several layers, one
+    /// direction or both (weight_ih_l0, …, bias_hh_l1_reverse) — into the recurrent layers of an
+    /// existing network, in place, in the network's dtype. The network's layers must be the same
+    /// PyTorch-form cells with the same sizes and directions; every key must be present with its
+    /// block's shape and no other key may be. StateDictException names the file and the key.
+    [<CompiledName("ImportRecurrentLayers")>]
+    let importRecurrentLayers (network: Network) (path: string) =
+        Check.notNull "network" network
+        Check.notNull "path" path
+        Native.ensure ()
+        let entries =
+            bodyEntries network "" "" network.Spec.Input network.Spec.Layers
+            |> List.filter (fun (key, _) -> key.StartsWith RecurrentPrefix)
+            |> List.map (fun (key, view) -> key.Substring RecurrentPrefix.Length, view)
+        match entries |> List.tryFind (fun (key, _) -> key.StartsWith "l") with
+        | Some(key, _) ->
+            Check.fail "network" $"network: a bare PyTorch module holds only nn.RNN / nn.GRU / nn.LSTM layers, but this network's layer block '{key}' belongs to a cell PyTorch has no module for."
+        | None -> ()
+        let d = read path
+        try
+            let seen = ref None
+            use _ = torch.no_grad ()
+            for key, view in entries do
+                let t = take path d seen key view.shape
+                view.copy_ (t.to_type view.dtype) |> ignore
+            noneLeft path d (entries |> List.map fst)
+        finally
+            for t in d.Values do t.Dispose()

@@ -10,8 +10,8 @@ type ParameterBlock =
     { Name: string
       Shape: int64[]
       Offset: int64 }
-    /// Number of scalars in the block.
-    member b.Count = Array.fold (*) 1L b.Shape
+    /// Number of scalars in the block (checked: ArgumentException when it does not fit in 64 bits).
+    member b.Count = Memory.product $"block '{b.Name}'" b.Shape
 
 /// The named blocks of a flat parameter vector, in order.
 type ParameterLayout(blocks: (string * int64 list) list) =
@@ -19,7 +19,9 @@ type ParameterLayout(blocks: (string * int64 list) list) =
         blocks
         |> List.scan
             (fun (prev: ParameterBlock option) (name, shape) ->
-                let offset = match prev with Some p -> p.Offset + p.Count | None -> 0L
+                if shape |> List.exists (fun d -> d < 0L) then
+                    invalidArg "blocks" $"ParameterLayout: expected non-negative sizes, but block '{name}' has shape {shape}."
+                let offset = match prev with Some p -> Memory.add "ParameterLayout" p.Offset p.Count | None -> 0L
                 Some { Name = name; Shape = Array.ofList shape; Offset = offset })
             None
         |> List.choose id
@@ -27,11 +29,13 @@ type ParameterLayout(blocks: (string * int64 list) list) =
     do
         if byName.Count <> blocks.Length then
             invalidArg "blocks" "ParameterLayout: expected distinct block names, but a name repeats."
+    // Summed once, checked: a layout whose P does not fit in 64 bits is refused when it is made.
+    let count = blocks |> List.fold (fun acc b -> Memory.add "ParameterLayout" acc b.Count) 0L
 
     /// The blocks in order.
     member _.Blocks = blocks
-    /// Total number of parameters P.
-    member _.Count = blocks |> List.sumBy (fun b -> b.Count)
+    /// Total number of parameters P (checked: ArgumentException when it does not fit in 64 bits).
+    member _.Count = count
     /// The block called name.
     member _.Block(name: string) =
         match byName.TryGetValue name with
@@ -50,7 +54,7 @@ type ParameterLayout(blocks: (string * int64 list) list) =
     /// PyTorch's layout of one recurrent layer with `gates` blocks of H rows (1 for nn.RNN, 3 for
     /// nn.GRU, 4 for nn.LSTM): weight_ih [gH; I], weight_hh [gH; H], bias_ih [gH], bias_hh [gH].
     static member Recurrent(gates: int, inputSize: int, hiddenSize: int) =
-        let G = int64 (gates * hiddenSize)
+        let G = Memory.multiply "ParameterLayout.Recurrent" (int64 gates) (int64 hiddenSize)
         ParameterLayout [ "weight_ih", [ G; int64 inputSize ]
                           "weight_hh", [ G; int64 hiddenSize ]
                           "bias_ih", [ G ]

@@ -51,17 +51,40 @@ module Recurrence =
         Check.sameDtype "xs" theta xs
         Check.finite "xs" xs
 
+    /// s_{t−1} as step t sees it under a boundary weight w_t: 1 passes the gradient through the
+    /// state, 0 cuts it (truncation), other values scale it (randomized truncation). The value is
+    /// s_{t−1} in every case.
+    let internal scaleGradient (w: float) (s: Tensor) =
+        if w = 1.0 then s
+        elif w = 0.0 then s.detach ()
+        else let d = s.detach () in d + (s - d) * w
+
+    /// The one loop over time. From s_0 [B; S], steps the cell over T inputs — raw x_t [B; I], or,
+    /// when projected, the cell's input projections px_t [B; G] through its ProjectedTransition —
+    /// and returns s_1 … s_T. weights (T of them, see scaleGradient) act on the state entering each
+    /// step; mask ([T; B], 1 for a real step, 0 for padding) carries a row's state unchanged through
+    /// its padded steps, so that each row ends in the state of its own last element.
+    let internal run (cell: Cell) (theta: Tensor) (projected: bool) (inputs: Tensor) (s0: Tensor)
+                     (weights: float[] option) (mask: Tensor option) : Tensor[] =
+        let T = int inputs.shape[0]
+        let step =
+            if projected then cell.ProjectedTransition.Value theta // views of θ once for the whole unroll
+            else cell.Transition theta
+        let xs = inputs.unbind 0L // T × [B; ·]; one backward for all
+        let keep = mask |> Option.map (fun m -> (m.gt (0.0.ToScalar())).unsqueeze(-1L).unbind 0L) // T × [B; 1] bool
+        let states = Array.zeroCreate T
+        let mutable s = s0
+        for t in 0 .. T - 1 do
+            let sIn = match weights with Some w -> scaleGradient w[t] s | None -> s
+            let next = step xs[t] sIn // [B; S]
+            s <- match keep with Some k -> torch.where(k[t], next, sIn) | None -> next
+            states[t] <- s
+        states
+
     /// The unroll without argument checks, for callers that have checked (or that pass θ as
     /// [R; P], one copy per row). Returns every state, s_0 first: [T+1; B; S].
     let internal unrollUnchecked (cell: Cell) (theta: Tensor) (xs: Tensor) (s0: Tensor) : Tensor =
-        let T = int xs.shape[0]
-        let states = Array.zeroCreate (T + 1)
-        states[0] <- s0
-        let step = cell.Transition theta // views of θ taken once for the whole unroll
-        let inputs = xs.unbind 0L
-        for t in 1 .. T do
-            states[t] <- step inputs[t - 1] states[t - 1] // [B; S]
-        torch.stack(states, 0L) // [T+1; B; S]
+        torch.stack(Array.append [| s0 |] (run cell theta false xs s0 None None), 0L) // [T+1; B; S]
 
     /// Runs s_t = f(x_t, s_{t−1}) over xs [T; B; I] from s_0 [B; S] (or [S]) and returns every
     /// state, s_0 first: [T+1; B; S].
@@ -99,7 +122,8 @@ type OutputLayer =
     { HiddenSize: int
       OutputSize: int
       Layout: ParameterLayout }
-    member o.ParameterCount = int o.Layout.Count
+    /// Number of parameters O · H + O, in 64 bits.
+    member o.ParameterCount = o.Layout.Count
 
 [<RequireQualifiedAccess>]
 module OutputLayer =
@@ -116,7 +140,7 @@ module OutputLayer =
     [<CompiledName("Apply")>]
     let apply (layer: OutputLayer) (wo: Tensor) (h: Tensor) : Tensor =
         let V, c = layer.Layout.View(wo, "weight"), layer.Layout.View(wo, "bias")
-        h.matmul (V.t ()) + c
+        h.matmulChecked (V.t ()) + c
 
     /// Fresh output parameters from U(−1/√H, 1/√H) (PyTorch's nn.Linear default).
     [<CompiledName("InitParameters")>]

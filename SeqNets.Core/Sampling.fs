@@ -17,6 +17,10 @@ type SamplingOptions =
 
 [<RequireQualifiedAccess>]
 module Sampling =
+    /// The most characters one call generates (a .NET string's length limit, rounded down).
+    [<Literal>]
+    let MaxLength = 1_000_000_000
+
     let internal checkOptions (o: SamplingOptions) =
         if not (o.Temperature > 0.0) || Double.IsInfinity o.Temperature then
             Check.fail "Temperature" $"Temperature: expected a positive finite value, but got {o.Temperature}."
@@ -58,22 +62,37 @@ module Sampling =
     /// ArgumentException naming them.
     [<CompiledName("Generate")>]
     [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)>]
-    let generate (model: CharModel) (vocabulary: Vocabulary) (prime: string) (length: int) (options: SamplingOptions) : string =
+    let generate (model: Network) (vocabulary: Vocabulary) (prime: string) (length: int) (options: SamplingOptions) : string =
         use _ = SignalShield.enter ()
         Check.notNull "model" model
         Check.notNull "vocabulary" vocabulary
         checkOptions options
         if length < 0 then Check.fail "length" $"length: expected a non-negative count, but got {length}."
-        if vocabulary.Size <> model.Config.VocabularySize then
-            Check.fail "vocabulary" $"vocabulary: expected {model.Config.VocabularySize} characters to match the model, but got {vocabulary.Size}."
+        if length > MaxLength then
+            Check.fail "length" $"length: expected at most {MaxLength} characters (what one .NET string holds), but got {length}."
+        let spec = model.Spec
+        let V =
+            match InputLayer.vocabulary spec.Input, spec.Head, spec.Loss with
+            | Some v, PerStep, CrossEntropy when spec.Output = v && not model.IsBidirectional -> v
+            | _ ->
+                Check.fail "model"
+                    $"model: sampling feeds each drawn token back in, so it needs a next-token network (token input of V tokens, layers reading left to right, a per-step readout of V, cross-entropy), but got: {model.Describe()}."
+        if vocabulary.Size <> V then
+            Check.fail "vocabulary" $"vocabulary: expected {V} characters to match the model, but got {vocabulary.Size}."
         let prime =
             match prime with
-            | null | "" -> if vocabulary.Contains '\n' then "\n" else string vocabulary.Characters[0]
+            | null | "" -> if vocabulary.Contains '\n' then "\n" else vocabulary.TextOf 0
             | p -> p
         let ids = Vocabulary.encode vocabulary prime
+        let nonFinite =
+            use _ = torch.no_grad ()
+            use bad = model.Parameters.isfinite().logical_not().sum()
+            bad.item<int64> ()
+        if nonFinite > 0L then
+            Check.fail "model" $"model: expected finite parameters to sample from, but {nonFinite} of {model.ParameterCount} are NaN or infinite (training diverged; load an earlier checkpoint or lower the learning rate)."
         let rng = SplitMix(options.Seed)
         use _ = torch.no_grad ()
-        let out = Text.StringBuilder(length)
+        let out = Text.StringBuilder(min length 65536)
         let readLogits (logits: torch.Tensor) = // [.., V] → the last row as float[]
             let V = logits.shape[int (logits.dim ()) - 1]
             use rows = logits.reshape(-1L, V)
@@ -86,26 +105,28 @@ module Sampling =
             finals |> Array.map (fun s -> s.MoveToOuterDisposeScope()), readLogits logits
         let cells = model.Cells
         let staged = cells |> Array.forall (fun c -> c.InputProjection.IsSome && c.ProjectedTransition.IsSome)
-        if staged && model.DType = torch.float32 then
+        if FastSampler.Supports model && model.DType = torch.float32 then
             // float32: the whole step in .NET arrays (FastSampler), no libtorch call per character.
             let fast = FastSampler.Create model
             fast.SetState state
             for _ in 1 .. length do
                 let next = draw options rng logits
-                out.Append(vocabulary.Char next) |> ignore
+                out.Append(vocabulary.TextOf next) |> ignore
                 let l = fast.Step next
                 for k in 0 .. l.Length - 1 do logits[k] <- float l[k]
         elif staged then
             // Per character: a row of the first layer's input table, one projected step per layer,
             // the output layer — the views and the table are made once.
-            let V = int64 model.Config.VocabularySize
-            let table = cells[0].InputProjection.Value (model.CellParameters 0) (torch.eye(V, dtype = model.DType)) // [V; G]
-            let steps = cells |> Array.mapi (fun l c -> c.ProjectedTransition.Value (model.CellParameters l))
-            let projections = cells |> Array.mapi (fun l c -> c.InputProjection.Value (model.CellParameters l))
-            let wo = model.OutputParameters
+            let tokens =
+                match spec.Input with
+                | Embedding _ -> model.View "input.weight" // [V; E]
+                | _ -> torch.eye(int64 V, dtype = model.DType) // [V; V]
+            let table = cells[0].InputProjection.Value (model.LayerParameters 0) tokens // [V; G]
+            let steps = cells |> Array.mapi (fun l c -> c.ProjectedTransition.Value (model.LayerParameters l))
+            let projections = cells |> Array.mapi (fun l c -> c.InputProjection.Value (model.LayerParameters l))
             for _ in 1 .. length do
                 let next = draw options rng logits
-                out.Append(vocabulary.Char next) |> ignore
+                out.Append(vocabulary.TextOf next) |> ignore
                 use scope = torch.NewDisposeScope()
                 let mutable px = table.narrow(0L, int64 next, 1L) // [1; G]
                 let finals = Array.zeroCreate cells.Length
@@ -114,14 +135,14 @@ module Sampling =
                     finals[l] <- s
                     let h = Cell.output cells[l] s // [1; H]
                     if l + 1 < cells.Length then px <- projections[l + 1] h
-                    else logits <- readLogits (OutputLayer.apply model.Output wo h)
+                    else logits <- readLogits (model.ApplyReadout h)
                 for s in state do s.Dispose()
                 state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
             table.Dispose()
         else
             for _ in 1 .. length do
                 let next = draw options rng logits
-                out.Append(vocabulary.Char next) |> ignore
+                out.Append(vocabulary.TextOf next) |> ignore
                 use scope = torch.NewDisposeScope()
                 let l, finals = model.Forward(Step, torch.tensor([| int64 next |]).reshape(1L, 1L), state)
                 for s in state do s.Dispose()

@@ -5,12 +5,44 @@ namespace SeqNets
 open TorchSharp
 type Tensor = torch.Tensor
 
+/// TorchSharp 0.107's native `THSTensor_matmul` is the one arithmetic entry point that does not
+/// catch libtorch's errors: a shape mismatch there ends the process (std::terminate) instead of
+/// raising a .NET exception. Every product in SeqNets goes through `t.matmulChecked`, which checks
+/// what libtorch would refuse first and raises an ArgumentException naming both shapes.
+[<AutoOpen>]
+module CheckedProducts =
+    /// Why torch.matmul would refuse a · b, or None when it accepts them.
+    let matmulProblem (a: Tensor) (b: Tensor) : string option =
+        let sa, sb = a.shape, b.shape
+        let shapeText = Check.shapeText
+        let mismatch () = Some $"matmul: the inner sizes differ: {shapeText a} · {shapeText b}."
+        if sa.Length = 0 || sb.Length = 0 then Some $"matmul: expected tensors of rank at least 1, but got {shapeText a} · {shapeText b}."
+        elif a.dtype <> b.dtype then Some $"matmul: expected tensors of one dtype, but got {a.dtype} · {b.dtype}."
+        elif sb.Length = 1 then (if sa[sa.Length - 1] = sb[0] then None else mismatch ())
+        elif sa.Length = 1 then (if sa[0] = sb[sb.Length - 2] then None else mismatch ())
+        elif sa[sa.Length - 1] <> sb[sb.Length - 2] then mismatch ()
+        else
+            // The batch dimensions broadcast: aligned from the right, each pair equal or one of them 1.
+            let ba, bb = sa[.. sa.Length - 3], sb[.. sb.Length - 3]
+            let n = max ba.Length bb.Length
+            let at (d: int64[]) i = let k = i - (n - d.Length) in if k < 0 then 1L else d[k]
+            if Seq.forall (fun i -> let x, y = at ba i, at bb i in x = y || x = 1L || y = 1L) (seq { 0 .. n - 1 }) then None
+            else Some $"matmul: the batch dimensions of {shapeText a} and {shapeText b} do not broadcast."
+
+    type torch.Tensor with
+        /// torch.matmul, with libtorch's refusals raised as an ArgumentException instead of ending
+        /// the process.
+        member a.matmulChecked(b: Tensor) : Tensor =
+            match matmulProblem a b with
+            | Some why -> Check.fail "b" why
+            | None -> a.matmul b
+
 [<RequireQualifiedAccess>]
 module Tensors =
     /// W x for every row: W is [G; K] (shared by the batch) or [B; G; K] (one matrix per row,
     /// used when each row carries its own copy of the parameters); x is [B; K]. Returns [B; G].
     let linear (W: Tensor) (x: Tensor) : Tensor =
-        if W.dim () = 2L then x.matmul (W.t ())
+        if W.dim () = 2L then x.matmulChecked (W.t ())
         else torch.bmm(W, x.unsqueeze -1L).squeeze -1L
 
     /// b + W x for every row in one fused call (addmm): W is [G; K] (shared) or [B; G; K] (one
@@ -32,7 +64,7 @@ module Tensors =
     let diag (d: Tensor) : Tensor = torch.diag_embed d
 
     /// M · W for every row, where M is [B; S; G] and W is [G; K] (shared): [B; S; K].
-    let rightMul (M: Tensor) (W: Tensor) : Tensor = M.matmul W
+    let rightMul (M: Tensor) (W: Tensor) : Tensor = M.matmulChecked W
 
     /// Largest absolute entry, as a float.
     let maxAbs (t: Tensor) : float =

@@ -1,5 +1,6 @@
-/// Training a character model: BPTT strategies (full, truncated, randomized), gradient clipping,
-/// optimizers and a learning-rate schedule, with reproducible randomness.
+/// Training any network: BPTT strategies (full, truncated, randomized), gradient clipping,
+/// optimizers and a learning-rate schedule, with reproducible randomness, over batches from a
+/// source (streams of one text, or a generated task).
 /// Legend: T time, B batch, V vocabulary, P parameters.
 namespace SeqNets
 
@@ -63,7 +64,7 @@ module BpttStrategy =
     let carriesState strategy = match strategy with Full -> false | _ -> true
 
     /// The T weights on the gradient through the state into each step of one batch (see
-    /// CharModel.Forward): w_1 = 0 always (the batch boundary), then per strategy.
+    /// Network.Forward): w_1 = 0 always (the batch boundary), then per strategy.
     [<CompiledName("BoundaryWeights")>]
     let boundaryWeights (strategy: BpttStrategy) (steps: int) (rng: SplitMix) : float[] =
         Array.init steps (fun t ->
@@ -174,11 +175,11 @@ type TrainingConfig =
       LearningRate: float
       Schedule: Schedule
       Clipping: Clipping
-      /// B: parallel streams per batch.
+      /// B: parallel streams (rows) per batch.
       Batch: int
-      /// T: steps per batch.
+      /// T: steps per batch of a text (a generated task sets its own lengths).
       SequenceLength: int
-      /// None: the model's fastest path.
+      /// None: the fastest path that runs the strategy (randomized truncation: the step path).
       Path: ExecutionPath option
       /// Seeds every random choice of training (truncation points).
       Seed: uint64 }
@@ -205,8 +206,53 @@ type StepReport =
       /// False when the gradient had NaN or infinite entries and the update was skipped.
       Applied: bool
       LearningRate: float
-      /// Characters consumed (T · B).
+      /// Items consumed: characters (T · B) for a text, real steps or rows for a task.
       Characters: int }
+
+/// Where a trainer's batches come from.
+type IBatchSource =
+    /// Batches in one pass over the data.
+    abstract Count: int
+    /// Batch k (0 <= k < Count) of a pass.
+    abstract Get: k: int -> Batch
+    /// Whether row b of batch k + 1 continues row b of batch k (streams of one text), so that the
+    /// final state of one batch is the right initial state of the next.
+    abstract CarriesState: bool
+    /// B: rows per batch.
+    abstract Rows: int
+
+/// B parallel streams over one sequence of token ids, read T steps at a time (Text.Batches):
+/// PerStep batches whose targets are the next tokens, the state carried from batch to batch.
+[<Sealed>]
+type TextStreams(ids: TokenIds, batch: int, steps: int) =
+    let batches = Batches(ids, batch, steps)
+    /// Streams over ids held in an array.
+    new(ids: int64[], batch: int, steps: int) = TextStreams(TokenIds.ofArray ids, batch, steps)
+    /// The batches.
+    member _.Batches = batches
+    interface IBatchSource with
+        member _.Count = batches.Count
+        member _.Get k =
+            let inputs, targets = batches.Get k
+            { Inputs = inputs; Lengths = None; Targets = targets; TargetLengths = None }
+        member _.CarriesState = true
+        member _.Rows = batch
+
+/// Batches made on demand by a function of their index (a generated task: batch k is the same
+/// every time it is asked for).
+[<Sealed>]
+type GeneratedBatches(count: int, rows: int, make: int -> Batch) =
+    do
+        Check.positive "count" count
+        Check.positive "rows" rows
+        Check.notNull "make" make
+    interface IBatchSource with
+        member _.Count = count
+        member _.Get k =
+            if k < 0 || k >= count then raise (ArgumentOutOfRangeException("k", $"k: expected 0 <= k < {count}, but got {k}."))
+            make k
+        member _.CarriesState = false
+        member _.Rows = rows
 
 [<RequireQualifiedAccess>]
 module Training =
@@ -215,98 +261,156 @@ module Training =
         let V = logits.shape[2]
         torch.nn.functional.cross_entropy(logits.reshape(-1L, V), targets.reshape(-1L))
 
-    /// One forward and backward pass: leaves ∂L/∂(all parameters) in model.Parameters.grad
-    /// (overwritten, not accumulated) and returns L and the final states (still attached).
+    /// One forward and backward pass of the network's head on a batch: leaves ∂L/∂(all parameters)
+    /// in network.Parameters.grad (overwritten, not accumulated) and returns L and the final states
+    /// (still attached).
     [<CompiledName("Gradient")>]
-    let gradient (model: CharModel) (path: ExecutionPath) (inputs: torch.Tensor) (targets: torch.Tensor)
-                 (states: torch.Tensor[]) (weights: float[]) : float * torch.Tensor[] =
+    let gradient (network: Network) (path: ExecutionPath) (batch: Batch) (states: torch.Tensor[] option)
+                 (weights: float[] option) : float * torch.Tensor[] =
         use _ = SignalShield.enter ()
-        let p = model.Parameters
+        let p = network.Parameters
         if not (isNull p.grad) && not p.grad.IsInvalid then p.grad.zero_ () |> ignore
-        let logits, finals = model.Forward(path, inputs, states, weights)
-        let loss = crossEntropy logits targets
+        let loss, finals = Heads.loss network path batch states weights true
         loss.backward ()
-        if path = Fused then model.CollectGradients()
+        if path = Fused then network.CollectGradients()
         loss.to_type(torch.float64).item<float> (), finals
 
-    /// Mean cross-entropy (nats per character) over up to maxBatches batches of ids, state carried.
+    /// Mean cross-entropy (nats per token) of a next-token network over up to maxBatches batches of
+    /// ids (B streams of T steps), the state carried from batch to batch.
     [<CompiledName("Evaluate")>]
-    let evaluate (model: CharModel) (path: ExecutionPath) (ids: int64[]) (batch: int) (steps: int) (maxBatches: int) : float =
+    let evaluate (network: Network) (path: ExecutionPath) (ids: TokenIds) (batch: int) (steps: int) (maxBatches: int) : float =
         use _ = SignalShield.enter ()
         use _ = torch.no_grad ()
-        let batch = max 1 (min batch ((ids.Length - 1) / steps))
-        if (ids.Length - 1) / batch < steps then nan
+        let batch = max 1 (int (min (int64 batch) ((ids.Length - 1L) / int64 steps)))
+        if (ids.Length - 1L) / int64 batch < int64 steps then nan
         else
             let batches = Batches(ids, batch, steps)
-            let mutable state = model.ZeroState batch
+            let mutable state = network.ZeroState batch
             let mutable total = 0.0
             let n = min maxBatches batches.Count
             for k in 0 .. n - 1 do
                 use scope = torch.NewDisposeScope()
                 let inputs, targets = batches.Get k
-                let logits, finals = model.Forward(path, inputs, state)
+                let logits, finals = network.Forward(path, inputs, state)
                 total <- total + (crossEntropy logits targets).to_type(torch.float64).item<float> ()
                 state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
             total / float n
 
-/// Trains a model on a sequence of character ids, one batch per Step.
+    /// The path a trainer takes: the one asked for, or the fastest that runs the strategy: fused where
+    /// libtorch has a kernel for the layers, else step (randomized truncation: step). The derived path
+    /// runs every strategy on built-in cells but is taken only when asked for (Path = Some Derived),
+    /// until quiet benchmarks show where it is faster.
+    [<CompiledName("ChoosePath")>]
+    let choosePath (network: Network) (config: TrainingConfig) : ExecutionPath =
+        match config.Path, config.Strategy with
+        | Some p, _ -> p
+        | None, Randomized _ -> Step // randomized truncation scales gradients inside a sequence
+        | None, _ -> network.DefaultPath
+
+/// Trains a network on batches from a source, one batch per Step, with a BPTT strategy.
 [<Sealed>]
-type Trainer(model: CharModel, trainIds: int64[], config: TrainingConfig) =
+type Trainer(network: Network, source: IBatchSource, config: TrainingConfig) =
     do
-        Check.notNull "model" model
-        Check.notNull "trainIds" trainIds
-        if not (config.LearningRate > 0.0) then
-            Check.fail "LearningRate" $"LearningRate: expected a positive rate, but got {config.LearningRate}."
+        Check.notNull "network" network
+        Check.notNull "source" source
+        if not (config.LearningRate > 0.0) || Double.IsInfinity config.LearningRate then
+            Check.fail "LearningRate" $"LearningRate: expected a positive finite rate, but got {config.LearningRate}."
         match config.Strategy with
         | Truncated tau when tau < 1 -> Check.fail "Strategy" $"Strategy: expected τ >= 1, but got {tau}."
         | Randomized m when not (m > 1.0) -> Check.fail "Strategy" $"Strategy: expected a mean length > 1, but got {m}."
         | _ -> ()
-    let path = defaultArg config.Path model.DefaultPath
+        match config.Strategy with
+        | Truncated _ | Randomized _ when network.IsBidirectional ->
+            Check.fail "Strategy" $"Strategy: {config.Strategy} BPTT cuts the gradient through time inside a sequence, but a bidirectional layer reads the whole sequence both ways; use full BPTT."
+        | _ -> ()
+        match network.Spec.Head, config.Strategy with
+        | (OneToOne | OneToMany _ | EncoderDecoder _), (Truncated _ | Randomized _) ->
+            Check.fail "Strategy" $"Strategy: {config.Strategy} BPTT applies to heads that read a sequence step by step (PerStep, ManyToOne), not to {network.Spec.Head}; use full BPTT."
+        | _ -> ()
+    let path = Training.choosePath network config
     do
         match path, config.Strategy with
-        | Fused, Randomized _ -> Check.fail "Path" "Path: randomized truncation scales gradients inside a sequence, which the fused kernels cannot; use the step path."
-        | Fused, _ when not model.HasFusedPath -> Check.fail "Path" $"Path: the fused path needs elman, gru or lstm, but the model is {model.Config.Kind}."
+        | Fused, Randomized _ -> Check.fail "Path" "Path: randomized truncation scales gradients inside a sequence, which the fused kernels cannot; use the step path (the automatic choice does) or the derived path."
+        | Fused, _ when not network.HasFusedPath ->
+            Check.fail "Path" "Path: the fused path needs layers that match one libtorch module (elman, gru or lstm of one hidden size, one direction or both concatenated); this network's do not, so use the step path."
+        | Derived, _ when not network.HasDerivedPath ->
+            Check.fail "Path" "Path: the derived path runs networks whose every recurrent layer is a built-in cell (elman-tanh, elman-relu, gru-pytorch, gru-lecture, lstm, mrnn) and no decoder with attention; this network has another, so use the step path."
         | _ -> ()
-    let batches = Batches(trainIds, config.Batch, config.SequenceLength)
-    let optimizer = OptimizerKind.create config.Optimizer config.LearningRate model.Parameters
+    let optimizer = OptimizerKind.create config.Optimizer config.LearningRate network.Parameters
     let rng = SplitMix(config.Seed)
+    let carries = source.CarriesState && BpttStrategy.carriesState config.Strategy
     let detachAll (states: torch.Tensor[]) = states |> Array.map (fun s -> s.detach ())
-    let mutable state = model.ZeroState config.Batch
+    let mutable state = network.ZeroState source.Rows
     let mutable step = 0
     let mutable position = 0
     let mutable skipped = 0
 
-    /// The model being trained.
-    member _.Model = model
+    /// Trains a next-token network on B streams of a text's ids (config.Batch streams of
+    /// config.SequenceLength steps).
+    new(network: Network, trainIds: TokenIds, config: TrainingConfig) =
+        Check.notNull "trainIds" trainIds
+        new Trainer(network, TextStreams(trainIds, config.Batch, config.SequenceLength), config)
+
+    /// Trains a next-token network on B streams of ids held in an array.
+    new(network: Network, trainIds: int64[], config: TrainingConfig) =
+        Check.notNull "trainIds" trainIds
+        new Trainer(network, TextStreams(TokenIds.ofArray trainIds, config.Batch, config.SequenceLength), config)
+
+    /// The network being trained.
+    member _.Network = network
     member _.Config = config
+    /// Where the batches come from.
+    member _.Source = source
     /// The path in use.
     member _.Path = path
     /// Steps taken so far.
     member _.StepCount = step
     /// Updates skipped because the gradient was not finite.
     member _.SkippedUpdates = skipped
-    /// Batches in one pass over the training text.
-    member _.BatchesPerEpoch = batches.Count
+    /// Batches in one pass over the data.
+    member _.BatchesPerEpoch = source.Count
     /// The optimizer (its state is saved in checkpoints).
     member _.Optimizer = optimizer
     /// The random generator's state (saved in checkpoints).
     member _.RandomState with get () = rng.State and set v = rng.State <- v
     /// The batch index the next step reads.
-    member _.Position with get () = position and set v = position <- v % batches.Count
-    /// The carried state of every layer.
-    member _.State with get () = state and set (v: torch.Tensor[]) = state <- v
+    member _.Position
+        with get () = position
+        and set v =
+            if v < 0 then Check.fail "Position" $"Position: expected a non-negative batch index, but got {v}."
+            position <- v % source.Count
+    /// The carried state of every layer and direction (in the order of Network.Cells).
+    member _.State
+        with get () = state
+        and set (v: torch.Tensor[]) =
+            Check.notNull "State" v
+            if v.Length <> state.Length then Check.fail "State" $"State: expected {state.Length} states, but got {v.Length}."
+            state <- v
     /// Restores the step counter (checkpoints).
-    member _.SetStepCount(n: int) = step <- n
+    member _.SetStepCount(n: int) =
+        if n < 0 then Check.fail "n" $"n: expected a non-negative step count, but got {n}."
+        step <- n
 
     /// One step: a batch, a gradient under the strategy, clipping, an update.
     member _.Step() : StepReport =
         use _ = SignalShield.enter ()
         use scope = torch.NewDisposeScope()
-        let inputs, targets = batches.Get position
-        let s0 = if BpttStrategy.carriesState config.Strategy then state else model.ZeroState config.Batch
-        let weights = BpttStrategy.boundaryWeights config.Strategy config.SequenceLength rng
-        let loss, finals = Training.gradient model path inputs targets s0 weights
-        let norm = Clipping.apply config.Clipping model.Parameters.grad
+        let batch = source.Get position
+        let s0 = if carries then state else network.ZeroState source.Rows
+        let T =
+            match network.Spec.Head with
+            | PerStep | ManyToOne _ -> int batch.Inputs.shape[0]
+            | _ -> 1
+        let weights =
+            match network.Spec.Head with
+            | PerStep | ManyToOne _ -> Some(BpttStrategy.boundaryWeights config.Strategy T rng)
+            | _ -> None
+        // Dropout masks and a decoder's scheduled teacher forcing draw from the dropout generator:
+        // reseeding it from the run's state makes a resumed run draw what the uninterrupted one would.
+        let scheduled = match network.Spec.Head with EncoderDecoder d -> d.TeacherForcing < 1.0 | _ -> false
+        if network.Spec.Dropout > 0.0 || scheduled then network.ReseedDropout(rng.NextUInt64())
+        let loss, finals = Training.gradient network path batch (Some s0) weights
+        let norm = Clipping.apply config.Clipping network.Parameters.grad
         let lr = Schedule.rate config.Schedule config.LearningRate step
         let applied = Double.IsFinite norm && Double.IsFinite loss
         if applied then
@@ -314,13 +418,19 @@ type Trainer(model: CharModel, trainIds: int64[], config: TrainingConfig) =
             optimizer.step () |> ignore
         else
             skipped <- skipped + 1
-        let carried = detachAll finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
-        for s in state do s.Dispose()
-        state <- carried
-        position <- (position + 1) % batches.Count
+        if carries then
+            let carried = detachAll finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
+            for s in state do s.Dispose()
+            state <- carried
+        position <- (position + 1) % source.Count
         step <- step + 1
+        let items =
+            match batch.Lengths, network.Spec.Head with
+            | Some ls, (PerStep | ManyToOne _) -> int (Array.sum ls)
+            | None, (PerStep | ManyToOne _) -> int batch.Inputs.shape[0] * int batch.Inputs.shape[1]
+            | _ -> source.Rows
         { Step = step; Loss = loss; GradientNorm = norm; Applied = applied; LearningRate = lr
-          Characters = config.Batch * config.SequenceLength }
+          Characters = items }
 
     interface IDisposable with
         member _.Dispose() =

@@ -35,6 +35,9 @@ type IdentityResult =
       ClosedFormVsAutodiff: float
       /// Largest |∂s_t/∂θ| of the case (how far it vanished or exploded).
       Magnitude: float
+      /// Whether the closed form used the cell's hand-derived c_t, b_t (false: autodiff's local
+      /// Jacobians, for a cell without them; the two Jacobian errors are then 0 by construction).
+      HandDerived: bool
       /// Time for the hand-derived c_t, b_t and the closed-form sum.
       ClosedFormTime: System.TimeSpan
       /// Time for the hand-derived c_t, b_t and the recurrence.
@@ -44,6 +47,20 @@ type IdentityResult =
     /// The largest of the four disagreements.
     member r.WorstError =
         List.max [ r.StateJacobianError; r.ParameterJacobianError; r.RecurrenceVsClosedForm; r.ClosedFormVsAutodiff ]
+
+/// ∂h_t/∂θ at one step by the closed form (one suffix sweep) against reverse-mode autodiff at that
+/// step: the check of the identity that scales to long sequences.
+type StepIdentityResult =
+    { /// The step t checked.
+      Step: int
+      /// Closed form (sweep over c_j and b_j) against autodiff, max |x − y| / max |y|.
+      ClosedFormVsAutodiff: float
+      /// Largest |∂h_t/∂θ|.
+      Magnitude: float
+      /// Time of the unroll, the Jacobians of steps 1..t and the sweep.
+      ClosedFormTime: System.TimeSpan
+      /// Time of reverse-mode autodiff of ∂h_t/∂θ.
+      AutodiffTime: System.TimeSpan }
 
 [<RequireQualifiedAccess>]
 module Verify =
@@ -63,15 +80,17 @@ module Verify =
         let r = f ()
         r, sw.Elapsed
 
-    /// Every route to ∂s_t/∂θ on one case, compared. Needs a cell with hand-derived Jacobians.
+    /// Every route to ∂s_t/∂θ on one case, compared. A cell without hand-derived Jacobians is
+    /// checked with autodiff's local c_t, b_t in the closed form (Bptt.localJacobians): the
+    /// recurrence, the closed-form sum and reverse mode through the whole graph must still agree.
     [<CompiledName("Identity")>]
     let identity (cell: Cell) (case: VerificationCase) : IdentityResult =
         use _ = SignalShield.enter ()
         use _ = torch.NewDisposeScope()
         let theta, xs, s0 = case.Theta, case.Inputs, case.InitialState
         let states = Recurrence.unroll cell theta xs s0
-        let (j, closed), tClosed = timed (fun () -> let j = Bptt.jacobians cell theta xs states in j, Bptt.byClosedForm j)
-        let recurrence, tRec = timed (fun () -> Bptt.byRecurrence (Bptt.jacobians cell theta xs states))
+        let (j, closed), tClosed = timed (fun () -> let j = Bptt.localJacobians cell theta xs states in j, Bptt.byClosedForm j)
+        let recurrence, tRec = timed (fun () -> Bptt.byRecurrence (Bptt.localJacobians cell theta xs states))
         let autodiff, tAuto = timed (fun () -> Bptt.byAutodiff cell theta xs s0)
         let ja = Bptt.jacobiansByAutodiff cell theta xs states
         { StateJacobianError = Tensors.relativeError j.State ja.State
@@ -79,8 +98,27 @@ module Verify =
           RecurrenceVsClosedForm = Tensors.relativeError recurrence closed
           ClosedFormVsAutodiff = Tensors.relativeError closed autodiff
           Magnitude = Tensors.maxAbs autodiff
+          HandDerived = cell.Jacobians.IsSome
           ClosedFormTime = tClosed
           RecurrenceTime = tRec
+          AutodiffTime = tAuto }
+
+    /// ∂h_t/∂θ at step t (1-based) of one case by the closed form (Bptt.outputAtStep: structured b_t
+    /// when the cell has it, dense otherwise) against autodiff (Bptt.outputByAutodiffAt), timed.
+    [<CompiledName("IdentityAt")>]
+    let identityAt (cell: Cell) (case: VerificationCase) (t: int) : StepIdentityResult =
+        use _ = SignalShield.enter ()
+        use _ = torch.NewDisposeScope()
+        let theta, xs, s0 = case.Theta, case.Inputs, case.InitialState
+        let closed, tClosed =
+            timed (fun () ->
+                let states = Recurrence.unroll cell theta xs s0
+                Bptt.outputAtStep cell theta xs states t)
+        let autodiff, tAuto = timed (fun () -> Bptt.outputByAutodiffAt cell theta xs s0 t)
+        { Step = t
+          ClosedFormVsAutodiff = Tensors.relativeError closed autodiff
+          Magnitude = Tensors.maxAbs autodiff
+          ClosedFormTime = tClosed
           AutodiffTime = tAuto }
 
     /// The built-in cells at the given sizes: Elman (tanh, ReLU), GRU (lecture and PyTorch

@@ -2,7 +2,7 @@
 ///
 ///   Rnn.lstm 3 5 |> Rnn.init 42 |> Rnn.unroll xs           // states [T+1; B; S]
 ///
-/// A Network is a cell with its parameters θ; every function takes the network last, so that
+/// A CellModel is a cell with its parameters θ; every function takes the model last, so that
 /// analyses read as pipelines. ∂s_t/∂θ comes by any route of the lecture's identity
 ///   a_t = ∂s_t/∂θ = b_t + Σ_{i<t} (Π_{j=i+1..t} c_j) b_i,   a_t = b_t + c_t a_{t−1}
 /// or by reverse-mode autodiff, and Rnn.identity compares them.
@@ -15,7 +15,7 @@ open SeqNets
 
 /// A cell with its flat parameters θ ([P]) and their dtype.
 [<NoComparison; NoEquality; StructuredFormatDisplay("{Display}")>]
-type Network =
+type CellModel =
     { /// The cell: one step s_t = f(x_t, s_{t−1}; θ).
       Cell: Cell
       /// θ: [P], in the cell's parameter layout.
@@ -84,7 +84,7 @@ module Rnn =
     let private checkCell (cell: Cell) =
         Args.notNull (nameof cell) (box cell)
 
-    let private checkNetwork (net: Network) =
+    let private checkNetwork (net: CellModel) =
         Args.notNull (nameof net) (box net)
         checkCell net.Cell
         Args.floating "net.Theta" net.Theta
@@ -95,7 +95,7 @@ module Rnn =
 
     /// The network of a cell and given parameters θ ([P], float32 or float64).
     [<CompiledName("Network")>]
-    let network (cell: Cell) (theta: Tensor) : Network =
+    let network (cell: Cell) (theta: Tensor) : CellModel =
         checkCell cell
         Args.floating (nameof theta) theta
         if theta.dim () <> 1L || theta.shape[0] <> int64 cell.ParameterCount then
@@ -104,7 +104,7 @@ module Rnn =
 
     /// A network with fresh parameters drawn as the options say.
     [<CompiledName("InitWith")>]
-    let initWith (options: InitOptions) (cell: Cell) : Network =
+    let initWith (options: InitOptions) (cell: Cell) : CellModel =
         checkCell cell
         if options.Dtype <> torch.float32 && options.Dtype <> torch.float64 then
             Args.fail (nameof options) $"options: expected Dtype float32 or float64, but got {options.Dtype}."
@@ -116,22 +116,22 @@ module Rnn =
 
     /// A float64 network with fresh parameters from the given seed (Rnn.defaults otherwise).
     [<CompiledName("Init")>]
-    let init (seed: int) (cell: Cell) : Network = initWith { defaults with Seed = seed } cell
+    let init (seed: int) (cell: Cell) : CellModel = initWith { defaults with Seed = seed } cell
 
     /// The network with θ multiplied by k (k < 1 pushes towards vanishing, k > 1 towards exploding gradients).
     [<CompiledName("Scale")>]
-    let scale (k: float) (net: Network) : Network =
+    let scale (k: float) (net: CellModel) : CellModel =
         checkNetwork net
         { net with Theta = net.Theta * k }
 
     /// The zero initial state s_0 for a batch of B rows: [B; S].
     [<CompiledName("ZeroState")>]
-    let zeroState (batch: int) (net: Network) : Tensor =
+    let zeroState (batch: int) (net: CellModel) : Tensor =
         checkNetwork net
         Args.positive (nameof batch) batch
         torch.zeros([| int64 batch; int64 net.Cell.StateSize |], dtype = net.Dtype)
 
-    let private initial (xs: Tensor) (net: Network) =
+    let private initial (xs: Tensor) (net: CellModel) =
         Args.floating (nameof xs) xs
         if xs.dim () <> 3L then
             Args.fail (nameof xs) $"xs: expected a [T; B; I] tensor (3 dimensions), but got shape {Args.shapeText xs}."
@@ -140,32 +140,32 @@ module Rnn =
 
     /// Every state of the unroll of xs [T; B; I] from s_0 ([B; S] or [S]), s_0 first: [T+1; B; S].
     [<CompiledName("UnrollFrom")>]
-    let unrollFrom (s0: Tensor) (xs: Tensor) (net: Network) : Tensor =
+    let unrollFrom (s0: Tensor) (xs: Tensor) (net: CellModel) : Tensor =
         checkNetwork net
         Recurrence.unroll net.Cell net.Theta xs s0
 
     /// Every state of the unroll of xs [T; B; I] from s_0 = 0, s_0 first: [T+1; B; S].
     [<CompiledName("Unroll")>]
-    let unroll (xs: Tensor) (net: Network) : Tensor = unrollFrom (initial xs net) xs net
+    let unroll (xs: Tensor) (net: CellModel) : Tensor = unrollFrom (initial xs net) xs net
 
     /// The outputs h_1 … h_T of the unroll of xs from s_0 = 0: [T; B; H].
     [<CompiledName("Outputs")>]
-    let outputs (xs: Tensor) (net: Network) : Tensor = Recurrence.outputs net.Cell (unroll xs net)
+    let outputs (xs: Tensor) (net: CellModel) : Tensor = Recurrence.outputs net.Cell (unroll xs net)
 
     /// The hand-derived c_t = ∂s_t/∂s_{t−1} [T; B; S; S] and b_t = ∂s_t/∂θ [T; B; S; P] along the
     /// unroll of xs from s_0 = 0.
     [<CompiledName("Jacobians")>]
-    let jacobians (xs: Tensor) (net: Network) : TrajectoryJacobians =
+    let jacobians (xs: Tensor) (net: CellModel) : TrajectoryJacobians =
         Bptt.jacobians net.Cell net.Theta xs (unroll xs net)
 
     /// The same c_t and b_t by autodiff, one step at a time (for any cell, hand-derived or not).
     [<CompiledName("JacobiansByAutodiff")>]
-    let jacobiansByAutodiff (xs: Tensor) (net: Network) : TrajectoryJacobians =
+    let jacobiansByAutodiff (xs: Tensor) (net: CellModel) : TrajectoryJacobians =
         Bptt.jacobiansByAutodiff net.Cell net.Theta xs (unroll xs net)
 
     /// a_t = ∂s_t/∂θ for t = 1..T along the unroll of xs from s0, by the given route: [T; B; S; P].
     [<CompiledName("StateParameterJacobianFrom")>]
-    let dsdθFrom (s0: Tensor) (route: Route) (xs: Tensor) (net: Network) : Tensor =
+    let dsdθFrom (s0: Tensor) (route: Route) (xs: Tensor) (net: CellModel) : Tensor =
         let states = unrollFrom s0 xs net // [T+1; B; S]; checks every argument
         let hand () = Bptt.jacobians net.Cell net.Theta xs states
         match route with
@@ -178,13 +178,13 @@ module Rnn =
 
     /// a_t = ∂s_t/∂θ for t = 1..T along the unroll of xs from s_0 = 0, by the given route: [T; B; S; P].
     [<CompiledName("StateParameterJacobian")>]
-    let dsdθ (route: Route) (xs: Tensor) (net: Network) : Tensor = dsdθFrom (initial xs net) route xs net
+    let dsdθ (route: Route) (xs: Tensor) (net: CellModel) : Tensor = dsdθFrom (initial xs net) route xs net
 
     /// The terms of the closed form of a_t (1 ≤ t ≤ T) by lag k = t − i: entry k is
     /// (Π_{j=i+1..t} c_j) b_i, so entry 0 is b_t and their sum is a_t: [t; B; S; P]. Their sizes
     /// show how the contribution of step i vanishes or explodes with the distance k.
     [<CompiledName("ClosedFormTerms")>]
-    let closedFormTerms (t: int) (xs: Tensor) (net: Network) : Tensor =
+    let closedFormTerms (t: int) (xs: Tensor) (net: CellModel) : Tensor =
         let j = jacobians xs net
         let T = int j.State.shape[0]
         if t < 1 || t > T then Args.fail (nameof t) $"t: expected a time step in 1..{T} (T of xs), but got {t}."
@@ -193,14 +193,14 @@ module Rnn =
         torch.stack(
             [| for k in 0 .. t - 1 ->
                    let i = t - k // 1-based step of the term
-                   if k > 0 then product <- product.matmul j.State[int64 i] // times c_{i+1}
-                   product.matmul j.Parameters[int64 (i - 1)] |], // [B; S; P]
+                   if k > 0 then product <- product.matmulChecked j.State[int64 i] // times c_{i+1}
+                   product.matmulChecked j.Parameters[int64 (i - 1)] |], // [B; S; P]
             0L) // [t; B; S; P]
 
     /// Every route to ∂s_t/∂θ along the unroll of xs from s_0 = 0, compared (relative errors
     /// against autodiff) and timed, as the seqnets verify command does for random cases.
     [<CompiledName("Identity")>]
-    let identity (xs: Tensor) (net: Network) : IdentityResult =
+    let identity (xs: Tensor) (net: CellModel) : IdentityResult =
         use _ = torch.NewDisposeScope()
         let states = unroll xs net // [T+1; B; S]: checks xs against the network
         Verify.identity net.Cell { Theta = net.Theta; Inputs = xs; InitialState = states[0L]; Regime = Moderate }

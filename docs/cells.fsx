@@ -48,8 +48,8 @@ let expected =
     [ "elman-tanh", H, H * (I + H + 2); "elman-relu", H, H * (I + H + 2)
       "gru-lecture", H, 3 * H * (I + H + 2); "gru-pytorch", H, 3 * H * (I + H + 2)
       "lstm", 2 * H, 4 * H * (I + H + 2); "mrnn", 4, 4 * I + 5 * (I + 2 * 4) + 4 ]
-check "the table's names, S and P" (cells |> List.map (fun c -> c.Name, c.StateSize, c.ParameterCount) = expected)
-check "the example's P: 50, 150, 200 and the mRNN's 71" (cells |> List.map _.ParameterCount = [ 50; 50; 150; 150; 200; 71 ])
+check "the table's names, S and P" (cells |> List.map (fun c -> c.Name, c.StateSize, int c.ParameterCount) = expected)
+check "the example's P: 50, 150, 200 and the mRNN's 71" (cells |> List.map _.ParameterCount = [ 50L; 50L; 150L; 150L; 200L; 71L ])
 check "string cell" (string cells[4] = "lstm (I = 3, H = 5, S = 10, P = 200)")
 check "string cell.Layout" (string cells[4].Layout = "P = 200: weight_ih [20; 3], weight_hh [20; 5], bias_ih [20], bias_hh [20]")
 check "SeqNets.FSharp shows the same P" ((string (SeqNets.FSharp.Rnn.lstm 3 5 |> SeqNets.FSharp.Rnn.init 42)).StartsWith "lstm (I = 3, H = 5, S = 10, P = 200), float64")

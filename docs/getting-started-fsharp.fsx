@@ -60,7 +60,7 @@ let cell = Cells.Lstm.create I H // I = 3, H = 4; state s = [h; c], S = 8
 printfn "%O" cell
 printfn "%O" cell.Layout
 check "an LSTM's state is [h; c], S = 2H" (cell.StateSize = 2 * H)
-check "an LSTM has P = 4H(I + H) + 8H parameters" (cell.ParameterCount = 4 * H * (I + H) + 8 * H)
+check "an LSTM has P = 4H(I + H) + 8H parameters" (cell.ParameterCount = int64 (4 * H * (I + H) + 8 * H))
 
 (**
 $\theta$ is one vector `[P]` whose named blocks are PyTorch's `weight_ih`, `weight_hh`, `bias_ih` and
@@ -137,7 +137,7 @@ check "∂L/∂s_0 in closed form = autodiff" (Tensors.relativeError grad.Initia
 (**
 ## The F# face: networks as pipelines
 
-`SeqNets.FSharp` pairs a cell with its parameters as a `Network` and takes the network last, so that
+`SeqNets.FSharp` pairs a cell with its parameters as a `CellModel` and takes the model last, so that
 an analysis reads as a pipeline. `Rnn.identity` runs every route and reports how far apart they are.
 *)
 let net = Rnn.lstm I H |> Rnn.init 42 // float64, seed 42
@@ -195,7 +195,8 @@ printfn "%s" (Show.tensor (AD.jacobian polar q))
 
 The lecture's running example: one-hot characters → recurrent layers → $y_t = V h_t + c$ → softmax over
 the next character. `Corpus.split` builds the vocabulary and cuts the text into a training and a
-validation part; a `CharModel` keeps all its parameters in one flat tensor; a `Trainer` takes one
+validation part; `CharModel.create` builds it as a `Network` — one network of layers among others
+(see [networks.md](networks.md)) — that keeps all its parameters in one flat tensor; a `Trainer` takes one
 batch per `Step ()` under a BPTT strategy, with clipping and an optimizer.
 *)
 let text =
@@ -204,7 +205,7 @@ let text =
 let corpus = Corpus.split 0.9 text
 printfn "%O, %d training and %d validation characters" corpus.Vocabulary corpus.Train.Length corpus.Validation.Length
 
-let model = new CharModel({ Kind = Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 48; Layers = 1 }, torch.float32, 1UL)
+let model = CharModel.create { Kind = Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 48; Layers = 1 } torch.float32 1UL
 let config =
     { TrainingConfig.Default with
         Strategy = Truncated 16

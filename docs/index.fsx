@@ -7,8 +7,14 @@
 | [getting-started-csharp.md](getting-started-csharp.md) | a C# developer's walkthrough: cells, unroll, the identity check, training with progress and cancellation, sampling, save and load (every block compiled and run by the C# tests) |
 | [api.md](api.md) | every public name of the three packages, in compile order |
 | [cells.md](cells.md) | every built-in cell: equations in the lecture's and PyTorch's notation, state layout, parameter count $P$, which GRU form to use, multiplicative modules and the mRNN |
-| [derivations.md](derivations.md) | the hand derivation of $c_t = \partial s_t / \partial s_{t-1}$ and $b_t = \partial s_t / \partial \theta$ for every cell, as the code computes them; the identity $a_t = b_t + c_t a_{t-1}$ and its closed form; the autodiff reference; $\partial L / \partial \theta$ |
+| [derivations.md](derivations.md) | $c_t = \partial s_t / \partial s_{t-1}$ and $b_t = \partial s_t / \partial \theta$ of every cell, derived by rules from its equations (made by `seqnets derive`); the identity $a_t = b_t + c_t a_{t-1}$ and its closed form; one step at scale; the autodiff reference; $\partial L / \partial \theta$ |
+| [symbolic.md](symbolic.md) | cells written as equations: a user's cell (an MGU) from F#, its derivation, the identity checked, bad equations, C# |
 | [bptt.md](bptt.md) | the lecture's gradient analysis: vanishing and exploding gradients, truncated and randomized truncated BPTT, gradient clipping |
+| [gradient-flow.md](gradient-flow.md) | vanishing and exploding gradients made visible: per-lag norms of $\prod c_j$ and of the closed form's terms, the loss gradient by lag, what truncation at every $\tau$ throws away, the spectrum of $c_t$, pictures; clipping and truncation on an exploding configuration; the adding and copy tasks for Elman, GRU and LSTM |
+| [networks.md](networks.md) | networks from layers: input layers, any cell stacked or bidirectional, padded batches, the five heads, the two paths, stacks as cells, training any network |
+| [custom-cells.md](custom-cells.md) | your own cell (an MGU) defined, verified by the closed form, trained on text, saved, resumed, sampled and exported — the same API as an LSTM ([C# version](custom-cells-csharp.md)) |
+| [tasks.md](tasks.md) | generated tasks, one per shape: balanced brackets beside the stack check, depth tagging, spelling numbers, one direction against both — the table and the command for each row |
+| [seq2seq.md](seq2seq.md) | sequence to sequence: the encoder–decoder, Bahdanau and Luong attention (dot, general, additive), teacher forcing, source reversal, greedy and beam search, attention heatmaps, the reverse / dates / addition tasks |
 | [training.md](training.md) | character models: data, the two execution paths, BPTT strategies, optimizers, clipping, sampling, checkpoints, the command line |
 | [interop.md](interop.md) | moving Elman, GRU and LSTM weights and whole character models between PyTorch `.pt` state dicts and SeqNets |
 | [engine.md](engine.md) | loading libtorch: the `GLIBCXX_3.4.32` fix, `Native.ensure ()`, the errors you may see |
@@ -47,8 +53,9 @@ let shape (t: TorchSharp.torch.Tensor) = List.ofArray t.shape
 (**
 ## The lecture's five shapes
 
-The lecture (after Karpathy) distinguishes five input/output arrangements. Each is one or two calls of
-`Recurrence.unroll` with an `OutputLayer` ($y_t = V h_t + c^o$). Common setup:
+The lecture (after Karpathy) distinguishes five input/output arrangements. `Network` gives each as a head
+over layers of any cell ([networks.md](networks.md)); underneath, each is one or two calls of
+`Recurrence.unroll` with an `OutputLayer` ($y_t = V h_t + c^o$), as this section shows. Common setup:
 *)
 open TorchSharp
 open SeqNets

@@ -33,11 +33,11 @@ $i, f, g, o$). $I$ input, $H$ hidden, $V$ vocabulary, $L$ layers, $k = 0 \dots L
 | `bias_ih_l0` | $[GH]$ | `bias_ih` |
 | `bias_hh_l0` | $[GH]$ | `bias_hh` |
 | **`CharModel`** (`self.rnn`, `self.out`) | | `model.Parameters` = $[\theta_1; \dots; \theta_L; w_o]$ |
-| `rnn.weight_ih_l`$k$ | $[GH; V]$ for $k = 0$, $[GH; H]$ after | `weight_ih` of `model.CellParameters k` |
+| `rnn.weight_ih_l`$k$ | $[GH; V]$ for $k = 0$, $[GH; H]$ after | `weight_ih` of `model.LayerParameters k` |
 | `rnn.weight_hh_l`$k$ | $[GH; H]$ | `weight_hh` of layer $k$ |
 | `rnn.bias_ih_l`$k$, `rnn.bias_hh_l`$k$ | $[GH]$ | `bias_ih`, `bias_hh` of layer $k$ |
-| `out.weight` | $[V; H]$ | `weight` of `model.OutputParameters` |
-| `out.bias` | $[V]$ | `bias` of `model.OutputParameters` |
+| `out.weight` | $[V; H]$ | `readout.weight`: `model.View "readout.weight"` |
+| `out.bias` | $[V]$ | `readout.bias`: `model.View "readout.bias"` |
 
 The prefixes are `Interop.RecurrentPrefix` (`"rnn."`) and `Interop.OutputPrefix` (`"out."`): the names of the
 Python module's attributes. The PyTorch side of a `CharModel` is the class of `bench/peer_charlm.py`:
@@ -95,14 +95,14 @@ open TorchSharp
 open SeqNets
 
 let model = Interop.importModel Lstm "charlm.pt"    // V, H, L and the dtype from the file
-printfn "%A" model.Config
+printfn "%s" (model.Describe ())
 let ids = torch.tensor([| 0L; 3L; 1L; 2L |]).view(2L, 2L)                  // [T; B]
 let logits, states = model.Forward(model.DefaultPath, ids, model.ZeroState 2) // [T; B; V], L × [B; S]
 
 let cell = Cells.Lstm.create 3 5                     // one layer: nn.LSTM(3, 5)
 let theta = Interop.importCell cell "lstm.pt"        // θ: [P], P = 200
 (*** hide ***)
-check "V, H, L from the file" (model.Config = { Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 })
+check "V, H, L from the file" (CharModel.tryConfig model = Some { Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 })
 check "logits [T; B; V], one state [B; S] per layer"
     (logits.shape = [| 2L; 2L; 7L |] && states.Length = 2 && states |> Array.forall (fun s -> s.shape = [| 2L; 12L |]))
 check "θ: [P], P = 200, float32 like the file" (theta.shape = [| 200L |] && theta.dtype = torch.float32)

@@ -30,7 +30,7 @@ let corpus = Corpus.split 0.9 text
 printfn "vocabulary: %d characters; %d training, %d validation" corpus.Vocabulary.Size corpus.Train.Length corpus.Validation.Length
 
 let config = { Kind = Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 48; Layers = 1 }
-use model = new CharModel(config, torch.float32, 7UL)
+use model = CharModel.create config torch.float32 7UL
 let training = { TrainingConfig.Default with Strategy = Truncated 16; Batch = 8; SequenceLength = 16; LearningRate = 1e-2; Seed = 7UL }
 use trainer = new Trainer(model, corpus.Train, training)
 
@@ -50,10 +50,10 @@ if not (sample.Contains "h_t") then fail "the sample does not reproduce the corp
 
 // Save, load into a fresh model, and sample the same text.
 let path = Path.Combine(Path.GetTempPath(), $"seqnets-char-lm-{Environment.ProcessId}.ckpt")
-Checkpoint.save path trainer corpus.Vocabulary
+Checkpoint.save path trainer (Some corpus.Vocabulary)
 let loaded = Checkpoint.load path
 File.Delete path
-use _ = loaded.Model
-let again = Sampling.generate loaded.Model loaded.Vocabulary "state " 120 options
+use _ = loaded.Network
+let again = Sampling.generate loaded.Network loaded.Vocabulary.Value "state " 120 options
 if again <> sample then fail "the loaded checkpoint samples a different text"
 printfn "checkpoint round trip: the loaded model samples the same text"

@@ -1,5 +1,6 @@
 """Writes the PyTorch fixtures of the interop tests (tests/fixtures/torch/): small, seeded
-nn.RNN / nn.GRU / nn.LSTM layers and one 2-layer LSTM character model, each as a state dict
+nn.RNN / nn.GRU / nn.LSTM layers, one 2-layer LSTM character model, and 2-layer bidirectional LSTM and
+GRU stacks run over a padded batch through pack_padded_sequence, each as a state dict
 (torch.save(module.state_dict(), ...), zip format) plus an input sequence, an initial state and
 PyTorch's outputs (a second .pt file holding a dict of float32 tensors).
 
@@ -96,6 +97,33 @@ def make_charmodel(seed):
          "charmodel_lstm.io.pt")
 
 
+# The bidirectional stacks: 2 layers, over a padded batch of unsorted lengths (pack_padded_sequence).
+BI_T, BI_B, BI_LENGTHS = 6, 4, [6, 3, 1, 5]
+
+
+def make_bidirectional(name, kind, seed):
+    torch.manual_seed(seed)
+    m = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](I, H, 2, bidirectional=True)
+    x = torch.randn(BI_T, BI_B, I)  # [T; B; I], zero-padded below
+    lengths = torch.tensor(BI_LENGTHS)
+    for b, n in enumerate(BI_LENGTHS):
+        x[n:, b] = 0.0
+    h0 = 0.5 * torch.randn(4, BI_B, H)  # [L·D; B; H]: l0, l0_reverse, l1, l1_reverse
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    with torch.no_grad():
+        if kind == "lstm":
+            c0 = 0.5 * torch.randn(4, BI_B, H)
+            out, (hn, cn) = m(packed, (h0, c0))
+            extra = {"c0": c0, "cn": cn}
+        else:
+            out, hn = m(packed, h0)
+            extra = {}
+    y, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=BI_T)  # [T; B; 2H], zeros at padding
+    io = {"x": x, "lengths": lengths, "h0": h0, "y": y, "hn": hn, **extra}
+    save(m.state_dict(), f"{name}.pt")
+    save({k: own(v) for k, v in io.items()}, f"{name}.io.pt")
+
+
 def make_legacy():
     # The pre-1.6 pickle format, which the interop reader must reject with a clear message.
     torch.manual_seed(5)
@@ -144,6 +172,8 @@ def main():
     make_layer("lstm", "lstm", 4)
     make_charmodel(6)
     make_legacy()
+    make_bidirectional("bilstm2_packed", "lstm", 7)
+    make_bidirectional("bigru2_packed", "gru", 8)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,47 @@ public class CustomCellTests
         // Without hand-derived Jacobians the hand-derived routes are refused, naming the route.
         var e = Assert.Throws<ArgumentException>(() => mine.StateParameterJacobian(xs, route: BpttRoute.ClosedForm));
         Assert.Equal("route", e.ParamName);
-        Assert.Throws<InvalidOperationException>(() => mine.VerifyIdentity(xs));
+    }
+
+    [Fact]
+    public void A_custom_cell_without_Jacobians_is_verified_with_autodiffs_local_Jacobians()
+    {
+        using var net = new RecurrentNetwork(RecurrentCell.Custom("my-elman", I, H, H, Layout, Transition), Float64);
+        using var xs = Randn(37, T, B, I);
+        var report = net.VerifyIdentity(xs);
+        Assert.False(report.HandDerived);
+        Assert.Equal(0.0, report.StateJacobianError);
+        Assert.Equal(0.0, report.ParameterJacobianError);
+        Assert.InRange(report.RecurrenceVsClosedForm, 0.0, Tolerance);
+        Assert.InRange(report.ClosedFormVsAutodiff, 0.0, Tolerance);
+        using var handDerived = new RecurrentNetwork(RecurrentCell.Custom("my-elman", I, H, H, Layout, Transition, Jacobians), Float64);
+        Assert.True(handDerived.VerifyIdentity(xs).HandDerived);
+    }
+
+    /// <summary>The Elman transition with broadcasting products: θ [P] gives W [H; K], θ [B; P] gives W [B; H; K].</summary>
+    private static torch.Tensor RowTransition(torch.Tensor theta, torch.Tensor x, torch.Tensor h)
+    {
+        torch.Tensor Times(string block, torch.Tensor v) => Layout.View(theta, block).matmul(v.unsqueeze(-1)).squeeze(-1);
+        return (Times("weight_ih", x) + Layout.View(theta, "bias_ih") + Times("weight_hh", h) + Layout.View(theta, "bias_hh")).tanh();
+    }
+
+    [Fact]
+    public void Row_parameters_give_autodiffs_Jacobians_in_one_pass_with_the_same_values()
+    {
+        var rows = RecurrentCell.Custom("my-elman", I, H, H, Layout, RowTransition, rowParameters: true);
+        Assert.True(rows.HasRowParameters);
+        Assert.False(RecurrentCell.Custom("my-elman", I, H, H, Layout, RowTransition).HasRowParameters);
+        using var mine = new RecurrentNetwork(rows, Float64);
+        using var builtIn = new RecurrentNetwork(RecurrentCell.Elman(I, H), Float64);
+        using var xs = Randn(38, T, B, I);
+        using var s0 = Randn(39, B, H);
+        using var a = mine.JacobiansByAutodiff(xs, s0);
+        using var b = builtIn.Jacobians(xs, s0);
+        Assert.InRange(RelativeError(a.State, b.State), 0.0, Tolerance);
+        Assert.InRange(RelativeError(a.Parameters, b.Parameters), 0.0, Tolerance);
+        using var viaRows = mine.StateParameterJacobian(xs, s0, BpttRoute.Autodiff);
+        using var closedForm = builtIn.StateParameterJacobian(xs, s0, BpttRoute.ClosedForm);
+        Assert.InRange(RelativeError(viaRows, closedForm), 0.0, Tolerance);
     }
 
     [Fact]
@@ -101,7 +141,29 @@ public class CustomCellTests
         var broken = RecurrentCell.Custom("broken", I, H, H, Layout, (theta, x, h) => h.sum(1));
         using var net = new RecurrentNetwork(broken, Float64);
         using var xs = Randn(36, T, B, I);
-        var e = Assert.Throws<InvalidOperationException>(() => net.Unroll(xs));
-        Assert.Contains("'broken'", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => net.Unroll(xs));
+        Assert.Equal("transition", e.ParamName);
+        Assert.Contains("cell 'broken'", e.Message);
+        Assert.Contains("returned shape [2], but expected [B; S] = [2; 4]", e.Message);
+    }
+
+    [Fact]
+    public void Jacobians_of_the_wrong_shape_or_none_at_all_are_reported()
+    {
+        using var xs = Randn(40, T, B, I);
+        using (var wrong = new RecurrentNetwork(RecurrentCell.Custom("wrong", I, H, H, Layout, Transition,
+                   (theta, x, h) => new CellJacobians(torch.zeros(x.shape[0], H, H, dtype: torch.float64), torch.zeros(x.shape[0], H, 3, dtype: torch.float64))), Float64))
+        {
+            var e = Assert.Throws<ArgumentException>(() => wrong.Jacobians(xs));
+            Assert.Equal("jacobians", e.ParamName);
+            Assert.Contains("cell 'wrong'", e.Message);
+            Assert.Contains("[B; S; P]", e.Message);
+        }
+        using (var none = new RecurrentNetwork(RecurrentCell.Custom("none", I, H, H, Layout, Transition, (theta, x, h) => null!), Float64))
+        {
+            var e = Assert.Throws<ArgumentException>(() => none.Jacobians(xs));
+            Assert.Equal("jacobians", e.ParamName);
+            Assert.Contains("returned null", e.Message);
+        }
     }
 }

@@ -126,7 +126,7 @@ public class DocsSnippets
         Console.WriteLine(model.Predict("the quick"));   // the most likely character after each prefix
 
         Assert.Equal(80, sample.Length);
-        Assert.All(sample, c => Assert.Contains(c, model.Vocabulary));
+        Assert.All(sample.EnumerateRunes(), c => Assert.Contains(c, model.Vocabulary));
         Assert.Equal(9, model.Predict("the quick").Length);
     }
 

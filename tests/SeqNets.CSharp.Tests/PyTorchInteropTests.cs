@@ -116,7 +116,7 @@ public class PyTorchInteropTests
         Assert.Equal(TorchFixtures.ModelHidden, model.Options.HiddenSize);
         Assert.Equal(TorchFixtures.Layers, model.Options.Layers);
         Assert.Equal(Precision.Float32, model.Options.Precision);
-        Assert.Equal("abcdefg", new string(model.Vocabulary.ToArray()));
+        Assert.Equal("abcdefg", string.Concat(model.Vocabulary));
         using var io = TorchFixtures.Read(TorchFixtures.File("charmodel_lstm.io.pt"));
         foreach (var path in new[] { SeqNets.ExecutionPath.Step, SeqNets.ExecutionPath.Fused })
         {
@@ -127,7 +127,7 @@ public class PyTorchInteropTests
                 var states = Enumerable.Range(0, TorchFixtures.Layers)
                     .Select(l => torch.cat(new[] { io["h0"][l], io["c0"][l] }, 1)) // [B; 2H]
                     .ToArray();
-                var (logits, finals) = core.Forward(path, io["ids"], states, null); // [T; B; V], L × [B; 2H]
+                var (logits, finals) = core.Forward(path, io["ids"], states, null, null, null); // [T; B; V], L × [B; 2H]
                 Within($"{path} logits", logits, io["logits"]);
                 for (var l = 0; l < TorchFixtures.Layers; l++)
                 {

@@ -90,7 +90,12 @@ public class SurfaceTests
         // The character-model and PyTorch-interop surfaces are walked too.
         foreach (var t in new[] { typeof(CharCorpus), typeof(CharModelOptions), typeof(TrainingOptions), typeof(CharLanguageModel),
                      typeof(TrainingProgress), typeof(TrainingSummary), typeof(SeqNetsCheckpointException), typeof(SeqNetsStateDictException), typeof(CellKind),
-                     typeof(BpttStrategy), typeof(OptimizerKind), typeof(LearningRateSchedule), typeof(ClippingKind), typeof(ExecutionPath) })
+                     typeof(BpttStrategy), typeof(OptimizerKind), typeof(LearningRateSchedule), typeof(ClippingKind), typeof(ExecutionPath),
+                     typeof(SequenceNetwork), typeof(SequenceNetworkOptions), typeof(InputLayer), typeof(RecurrentLayer), typeof(Head),
+                     typeof(DecoderOptions), typeof(SequenceBatch), typeof(TrainingData), typeof(SequencePrediction), typeof(SequenceMetrics),
+                     typeof(SeqNetsTasks), typeof(TaskRunOptions), typeof(TaskResult), typeof(TaskResultRow), typeof(TaskProgress),
+                     typeof(Seq2SeqModel), typeof(Seq2SeqModelOptions), typeof(TranslationPair), typeof(Translation), typeof(BeamHypothesis),
+                     typeof(AttentionStyle), typeof(AttentionScore), typeof(LengthNormalization) })
             Assert.Contains(t, types);
         Assert.True(types.Length >= 10, $"expected the whole facade, but found only {types.Length} public types");
         var offences = SurfaceOffences(types);

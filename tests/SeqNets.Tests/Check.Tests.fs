@@ -71,4 +71,30 @@ let tests =
         test "an unknown parameter block" {
             rejects "name" [ "weight_ih"; "'W_q'" ] (fun () -> cell.Layout.View(theta, "W_q"))
         }
+        // torch.matmul on mismatched shapes ends the process in TorchSharp 0.107; SeqNets' products
+        // go through matmulChecked. If its check let through a pair libtorch refuses, this test
+        // process would abort: the property cannot pass by accident.
+        test "a product of mismatched shapes" {
+            let a, b = torch.zeros([| 3L; 4L |]), torch.zeros([| 5L; 6L |])
+            rejects "b" [ "[3; 4]"; "[5; 6]" ] (fun () -> a.matmulChecked b)
+            rejects "b" [ "do not broadcast" ] (fun () -> torch.zeros([| 2L; 3L; 4L |]).matmulChecked(torch.zeros([| 3L; 4L; 5L |])))
+            rejects "b" [ "Float32"; "Float64" ] (fun () -> a.matmulChecked(torch.zeros([| 4L; 2L |], dtype = torch.float64)))
+        }
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 300 } "matmulChecked accepts what torch.matmul accepts, with the same result" <| fun (seed: int) ->
+            let rng = Random seed
+            let dims () = [| for _ in 1 .. rng.Next(1, 5) -> int64 (rng.Next(1, 4)) |]
+            let a = torch.randn(dims (), dtype = torch.float64)
+            // Half the time a shape built to fit (shared inner size, batch sizes of 1 broadcast).
+            let b =
+                if rng.Next 2 = 0 then torch.randn(dims (), dtype = torch.float64)
+                else
+                    let sa = a.shape
+                    let inner = sa[sa.Length - 1]
+                    let batch = [| for d in (if sa.Length > 2 then sa[.. sa.Length - 3] else [||]) -> if rng.Next 3 = 0 then 1L else d |]
+                    torch.randn(Array.concat [ batch; [| inner |]; (if rng.Next 4 = 0 then [||] else [| int64 (rng.Next(1, 4)) |]) ], dtype = torch.float64)
+            match matmulProblem a b with
+            | Some _ -> rejects "b" [ "matmul" ] (fun () -> a.matmulChecked b)
+            | None ->
+                let r = a.matmulChecked b
+                Expect.isTrue (r.allclose(torch.matmul(a, b), 0.0, 0.0)) "the same product"
     ]

@@ -67,3 +67,14 @@ let startSelf (args: string list) : Diagnostics.Process =
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
     Diagnostics.Process.Start psi
+
+/// tests/fixtures/<name>, found above the test binaries or the working directory.
+let fixturesDir (name: string) =
+    let rec up (dir: IO.DirectoryInfo) =
+        if isNull dir then None
+        else
+            let candidate = IO.Path.Combine(dir.FullName, "tests", "fixtures", name)
+            if IO.Directory.Exists candidate then Some candidate else up dir.Parent
+    match up (IO.DirectoryInfo AppContext.BaseDirectory) |> Option.orElse (up (IO.DirectoryInfo(IO.Directory.GetCurrentDirectory()))) with
+    | Some d -> d
+    | None -> failtest $"tests/fixtures/{name} not found above the test binaries or the working directory"

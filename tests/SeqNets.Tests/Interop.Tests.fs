@@ -12,17 +12,8 @@ open TorchSharp.PyBridge
 open SeqNets
 open SeqNets.Tests.Common
 
-/// tests/fixtures/torch, found above the test binaries or the working directory.
-let private fixtures =
-    lazy (
-        let rec up (dir: DirectoryInfo) =
-            if isNull dir then None
-            else
-                let candidate = Path.Combine(dir.FullName, "tests", "fixtures", "torch")
-                if Directory.Exists candidate then Some candidate else up dir.Parent
-        match up (DirectoryInfo AppContext.BaseDirectory) |> Option.orElse (up (DirectoryInfo(Directory.GetCurrentDirectory()))) with
-        | Some d -> d
-        | None -> failtest "tests/fixtures/torch not found above the test binaries or the working directory")
+/// tests/fixtures/torch.
+let private fixtures = lazy (fixturesDir "torch")
 
 let private fixture name = Path.Combine(fixtures.Value, name)
 
@@ -118,7 +109,7 @@ let tests =
                 test $"charmodel_lstm.pt into a CharModel: {path} path logits = PyTorch within 1e-6 (float32)" {
                     use _ = torch.NewDisposeScope()
                     use model = Interop.importModel Lstm (fixture "charmodel_lstm.pt")
-                    Expect.equal model.Config { Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 } "V, H and L from the shapes"
+                    Expect.equal (CharModel.tryConfig model) (Some { Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 }) "V, H and L from the shapes"
                     Expect.equal model.DType torch.float32 "the file's dtype"
                     let io = Interop.readStateDict (fixture "charmodel_lstm.io.pt")
                     let h0, c0 = io["h0"], io["c0"] // [L; B; H]
@@ -152,11 +143,11 @@ let tests =
                 test $"a {kind} CharModel (V = 7, H = 6, L = 3)" {
                     withDir (fun dir ->
                         let config = { Kind = kind; VocabularySize = 7; HiddenSize = 6; Layers = 3 }
-                        use model = new CharModel(config, torch.float64, 21UL)
+                        use model = SeqNets.CharModel.create config torch.float64 21UL
                         let path = Path.Combine(dir, "model.pt")
                         Interop.exportModel model path
                         use back = Interop.importModel kind path
-                        Expect.equal back.Config config "config"
+                        Expect.equal (CharModel.tryConfig back) (Some config) "config"
                         exactlyEqual "parameters" (back.Parameters.detach ()) (model.Parameters.detach ()))
                 }
 
@@ -205,7 +196,7 @@ let tests =
             test "a TorchSharp CharModel (rnn, out) loads an exported model strictly and runs like it" {
                 withDir (fun dir ->
                     use _ = torch.NewDisposeScope()
-                    use model = new CharModel({ Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 }, torch.float32, 5UL)
+                    use model = SeqNets.CharModel.create { Kind = Lstm; VocabularySize = 7; HiddenSize = 6; Layers = 2 } torch.float32 5UL
                     let path = Path.Combine(dir, "model.pt")
                     Interop.exportModel model path
                     use theirs = new TorchCharModel(7L, 6L, 2L)
@@ -229,7 +220,7 @@ let tests =
 
             test "CharModels of kinds without a PyTorch module" {
                 for kind in [ GruLecture; MultiplicativeRnn 3 ] do
-                    use model = new CharModel({ Kind = kind; VocabularySize = 7; HiddenSize = 6; Layers = 1 }, torch.float32, 1UL)
+                    use model = SeqNets.CharModel.create { Kind = kind; VocabularySize = 7; HiddenSize = 6; Layers = 1 } torch.float32 1UL
                     expectArgument [ string kind; "PyTorch-form" ] (fun () -> Interop.exportModel model "unused.pt")
                     expectArgument [ string kind; "PyTorch-form" ] (fun () -> Interop.importModel kind (fixture "charmodel_lstm.pt") |> ignore)
             }
@@ -290,6 +281,52 @@ let tests =
                     expectStateDict text None [ "not a PyTorch .pt file" ] (fun () -> Interop.readStateDict text |> ignore)
                     let missing = Path.Combine(dir, "absent.pt")
                     expectStateDict missing None [ "no such file" ] (fun () -> Interop.readStateDict missing |> ignore))
+            }
+
+            test "CRC-32 is the zip format's (ISO-HDLC): the check value of \"123456789\" is CBF43926" {
+                Expect.equal (Crc32.ofBytes "123456789"B) 0xCBF43926u "check value"
+                Expect.equal (Crc32.ofBytes [||]) 0u "empty"
+            }
+
+            test "a damaged entry is named with its CRC-32, not read as other weights" {
+                withDir (fun dir ->
+                    let source = fixture "lstm.pt"
+                    let bytes = File.ReadAllBytes source
+                    // A bit in the middle of the file: tensor data.
+                    let at = bytes.Length / 2
+                    bytes[at] <- bytes[at] ^^^ 0x10uy
+                    let damaged = Path.Combine(dir, "damaged.pt")
+                    File.WriteAllBytes(damaged, bytes)
+                    let e = Expect.throwsC (fun () -> Interop.readStateDict damaged |> ignore) id
+                    Expect.stringContains e.Message damaged "names the file"
+                    Expect.stringContains e.Message "corrupt" "says it is corrupt")
+            }
+
+            test "every single-bit flip of a .pt file is an error or reads the very same tensors" {
+                withDir (fun dir ->
+                    let source = fixture "gru.pt"
+                    let original = File.ReadAllBytes source
+                    let reference = Interop.readStateDict source
+                    let same (d: Collections.Generic.IReadOnlyDictionary<string, torch.Tensor>) =
+                        d.Count = reference.Count
+                        && reference |> Seq.forall (fun kv ->
+                            match d.TryGetValue kv.Key with
+                            | true, t -> t.dtype = kv.Value.dtype && t.shape = kv.Value.shape && t.eq(kv.Value).all().item<bool> ()
+                            | _ -> false)
+                    let path = Path.Combine(dir, "flipped.pt")
+                    let mutable errors, harmless = 0, 0
+                    // Every byte, one bit each (bit i mod 8 of byte i).
+                    for i in 0 .. original.Length - 1 do
+                        let b = Array.copy original
+                        b[i] <- b[i] ^^^ (1uy <<< (i % 8))
+                        File.WriteAllBytes(path, b)
+                        match (try Ok(Interop.readStateDict path) with :? StateDictException as e -> Error e.Message) with
+                        | Error _ -> errors <- errors + 1
+                        | Ok d ->
+                            if not (same d) then failtest $"byte {i}, bit {i % 8}: read without an error, but the tensors differ"
+                            harmless <- harmless + 1
+                            for t in d.Values do t.Dispose()
+                    Expect.isGreaterThan errors (original.Length / 2) $"most flips are caught ({errors} errors, {harmless} harmless of {original.Length})")
             }
 
             test "θ of the wrong size for export: ArgumentException naming theta" {

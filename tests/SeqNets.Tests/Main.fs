@@ -47,7 +47,7 @@ let main argv =
         let text = String.replicate 200 "h_t = f(x_t, h_(t-1)) and y_t = g(h_t); the state summarises the past.\n"
         let corpus = SeqNets.Corpus.split 0.9 text
         let config = { Kind = SeqNets.Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 128; Layers = 1 }
-        use model = new SeqNets.CharModel(config, TorchSharp.torch.float32, 1UL)
+        use model = SeqNets.CharModel.create config TorchSharp.torch.float32 1UL
         use trainer = new SeqNets.Trainer(model, corpus.Train, { SeqNets.TrainingConfig.Default with Batch = 32; SequenceLength = 64 })
         printfn "ready"
         stdout.Flush()
@@ -56,6 +56,19 @@ let main argv =
         printfn "loss after %s steps: %.3f" steps loss
         printfn "signals handled: %d" handled
         0
+    | [| "--replay-fuzz"; target; dir |] ->
+        // Used by the fuzzed-input tests: every file of dir through the fuzz target; exit 1 if any
+        // breaks the reader's promise.
+        SeqNets.Native.ensure ()
+        let f = SeqNets.Fuzz.Targets.all |> List.find (fun (n, _) -> n = target) |> snd
+        let mutable bad = 0
+        for path in System.IO.Directory.GetFiles dir |> Array.sort do
+            match (try f (System.IO.File.ReadAllBytes path); None with e -> Some e) with
+            | None -> printfn "ok       %s" (System.IO.Path.GetFileName path)
+            | Some e ->
+                bad <- bad + 1
+                printfn "FINDING  %s: %s" (System.IO.Path.GetFileName path) e.Message
+        if bad = 0 then 0 else 1
     | _ ->
         SeqNets.Native.ensure ()
         Tests.runTestsInAssemblyWithCLIArgs [] argv

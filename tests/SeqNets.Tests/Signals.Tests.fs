@@ -133,7 +133,7 @@ let tests =
                 onThread (fun () ->
                     let text = String.replicate 40 "the state summarises the past. "
                     let corpus = Corpus.split 0.9 text
-                    use model = new CharModel({ Kind = Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 16; Layers = 1 }, torch.float32, 1UL)
+                    use model = SeqNets.CharModel.create { Kind = Lstm; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 16; Layers = 1 } torch.float32 1UL
                     use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Batch = 4; SequenceLength = 8 })
                     trainer.Step() |> ignore
                     SignalShield.isBlocked SIGINT)

@@ -13,20 +13,20 @@ open SeqNets.Tests.Common
 let private config kind V H = { Kind = kind; VocabularySize = V; HiddenSize = H; Layers = 1 }
 
 /// The flat gradient [θ; w_o] that the closed form gives for one batch under boundary weights.
-let closedFormGradient (model: CharModel) (inputs: torch.Tensor) (targets: torch.Tensor) (s0: torch.Tensor) (weights: float[]) =
+let closedFormGradient (model: Network) (inputs: torch.Tensor) (targets: torch.Tensor) (s0: torch.Tensor) (weights: float[]) =
     let cell = model.Cells[0]
-    let theta, wo = model.CellParameters(0).detach (), model.OutputParameters.detach ()
-    let xs = model.OneHot inputs // [T; B; V]
+    let theta, wo = model.LayerParameters(0).detach (), model.ReadoutParameters.detach ()
+    let xs = torch.nn.functional.one_hot(inputs, int64 model.Spec.Output).to_type model.DType // [T; B; V]
     let states = Recurrence.unroll cell theta xs s0
     let j = Bptt.jacobians cell theta xs states
     let a = Bptt.byWeightedSum (BpttStrategy.termWeight weights) j
-    let g = Bptt.lossGradient cell model.Output CrossEntropy wo states j a targets
+    let g = Bptt.lossGradient cell model.Readout CrossEntropy wo states j a targets
     torch.cat([| g.Cell; g.Output |], 0L)
 
 /// Inputs, targets and a random carried state for a single-layer model.
-let private batchFor (model: CharModel) (s: CaseSpec) =
+let private batchFor (model: Network) (s: CaseSpec) =
     let g = generator s.Seed
-    let V = int64 model.Config.VocabularySize
+    let V = int64 model.Spec.Output
     let inputs = torch.randint(V, [| int64 s.Steps; int64 s.Batch |], generator = g)
     let targets = torch.randint(V, [| int64 s.Steps; int64 s.Batch |], generator = g)
     let s0 = torch.randn([| int64 s.Batch; int64 model.Cells[0].StateSize |], dtype = torch.float64, generator = g) * 0.5
@@ -34,8 +34,11 @@ let private batchFor (model: CharModel) (s: CaseSpec) =
 
 let private kinds = [ ElmanTanh; GruPyTorch; GruLecture; Lstm; MultiplicativeRnn 5 ]
 
-let private gradientOf (model: CharModel) path inputs targets (s0: torch.Tensor) weights =
-    Training.gradient model path inputs targets [| s0 |] weights |> ignore
+/// A batch of token ids and next-token targets with every step real.
+let textBatch (inputs: torch.Tensor) (targets: torch.Tensor) = { Inputs = inputs; Lengths = None; Targets = targets; TargetLengths = None }
+
+let private gradientOf (model: Network) path inputs targets (s0: torch.Tensor) weights =
+    Training.gradient model path (textBatch inputs targets) (Some [| s0 |]) (Some weights) |> ignore
     model.Parameters.grad.detach().clone ()
 
 [<Tests>]
@@ -46,7 +49,7 @@ let tests =
                 test $"{kind}" {
                     use _ = torch.NewDisposeScope()
                     let corpus = Corpus.split 1.0 "hello"
-                    use model = new CharModel(config kind 4 12, torch.float32, 3UL)
+                    use model = CharModel.create (config kind 4 12) torch.float32 3UL
                     let cfg = { TrainingConfig.Default with Strategy = Full; Batch = 1; SequenceLength = 4; LearningRate = 0.05; Clipping = ByNorm 5.0 }
                     use trainer = new Trainer(model, corpus.Train, cfg)
                     for _ in 1 .. 300 do trainer.Step() |> ignore
@@ -62,14 +65,14 @@ let tests =
             for kind in kinds ->
                 property $"{kind}: truncated BPTT" (fun s ->
                     use _ = torch.NewDisposeScope()
-                    use model = new CharModel(config kind s.Input s.Hidden, torch.float64, uint64 s.Seed)
+                    use model = CharModel.create (config kind s.Input s.Hidden) torch.float64 (uint64 s.Seed)
                     let inputs, targets, s0 = batchFor model s
                     let tau = 1 + s.Seed % 7
                     let weights = BpttStrategy.boundaryWeights (Truncated tau) s.Steps (SplitMix 0UL)
                     close $"{kind}, τ = {tau}, {s}" exact (gradientOf model Step inputs targets s0 weights) (closedFormGradient model inputs targets s0 weights))
             yield property "lstm: randomized truncation's compensated weights" (fun s ->
                 use _ = torch.NewDisposeScope()
-                use model = new CharModel(config Lstm s.Input s.Hidden, torch.float64, uint64 s.Seed)
+                use model = CharModel.create (config Lstm s.Input s.Hidden) torch.float64 (uint64 s.Seed)
                 let inputs, targets, s0 = batchFor model s
                 let weights = BpttStrategy.boundaryWeights (Randomized 4.0) s.Steps (SplitMix(uint64 s.Seed))
                 close $"{s}" exact (gradientOf model Step inputs targets s0 weights) (closedFormGradient model inputs targets s0 weights))
@@ -88,7 +91,7 @@ let tests =
             for kind in [ ElmanTanh; GruPyTorch; Lstm ] ->
                 property $"{kind}: same logits and gradients on both paths" (fun s ->
                     use _ = torch.NewDisposeScope()
-                    use model = new CharModel(config kind s.Input s.Hidden, torch.float64, uint64 s.Seed)
+                    use model = CharModel.create (config kind s.Input s.Hidden) torch.float64 (uint64 s.Seed)
                     let inputs, targets, s0 = batchFor model s
                     let weights = BpttStrategy.boundaryWeights (Truncated (1 + s.Seed % 6)) s.Steps (SplitMix 0UL)
                     let step = gradientOf model Step inputs targets s0 weights
@@ -105,7 +108,7 @@ let tests =
             let T, meanLength = 6, 3.0
             let c = 1.0 / meanLength
             let s = { Steps = T; Batch = 2; Input = 4; Hidden = 5; Regime = Moderate; Seed = 17 }
-            use model = new CharModel(config Lstm 4 5, torch.float64, 17UL)
+            use model = CharModel.create (config Lstm 4 5) torch.float64 17UL
             let inputs, targets, s0 = batchFor model s
             let full = gradientOf model Step inputs targets s0 (BpttStrategy.boundaryWeights Full T (SplitMix 0UL))
             let mutable expectation = torch.zeros_like full
@@ -145,7 +148,7 @@ let tests =
             test "a non-finite gradient is reported and the update skipped" {
                 use _ = torch.NewDisposeScope()
                 let corpus = Corpus.split 1.0 "hello hello hello"
-                use model = new CharModel(config Lstm corpus.Vocabulary.Size 6, torch.float32, 1UL)
+                use model = CharModel.create (config Lstm corpus.Vocabulary.Size 6) torch.float32 1UL
                 do
                     use _ = torch.no_grad ()
                     model.Parameters[0L] <- torch.tensor(nan, dtype = torch.float32)
@@ -164,7 +167,7 @@ let tests =
                 test $"{name} lowers the training loss" {
                     use _ = torch.NewDisposeScope()
                     let corpus = Corpus.split 1.0 (String.replicate 20 "the cat sat on the mat. ")
-                    use model = new CharModel(config GruPyTorch corpus.Vocabulary.Size 16, torch.float32, 5UL)
+                    use model = CharModel.create (config GruPyTorch corpus.Vocabulary.Size 16) torch.float32 5UL
                     use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Optimizer = kind; LearningRate = lr; Batch = 4; SequenceLength = 16 })
                     let losses = [ for _ in 1 .. 150 -> trainer.Step().Loss ]
                     let first, last = List.average losses[.. 9], List.average losses[140 ..]
@@ -181,7 +184,7 @@ let tests =
             let run () =
                 use _ = torch.NewDisposeScope()
                 let corpus = Corpus.split 1.0 (String.replicate 10 "to be or not to be, ")
-                use model = new CharModel(config Lstm corpus.Vocabulary.Size 10, torch.float32, 9UL)
+                use model = CharModel.create (config Lstm corpus.Vocabulary.Size 10) torch.float32 9UL
                 use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Strategy = Randomized 4.0; Path = Some Step; Batch = 3; SequenceLength = 12; Seed = 9UL })
                 [ for _ in 1 .. 25 -> trainer.Step().Loss ]
             let a, b = run (), run ()
@@ -191,7 +194,7 @@ let tests =
         testList "sampling" [
             let setup () =
                 let corpus = Corpus.split 1.0 "abcabcabcabcabcabc"
-                let model = new CharModel(config Lstm corpus.Vocabulary.Size 8, torch.float32, 2UL)
+                let model = CharModel.create (config Lstm corpus.Vocabulary.Size 8) torch.float32 2UL
                 corpus, model
             yield test "seeded: the same seed gives the same text, another seed another text" {
                 let corpus, model = setup ()
@@ -205,7 +208,7 @@ let tests =
                 for kind in [ Lstm; GruLecture; MultiplicativeRnn 4 ] do
                     use _ = torch.NewDisposeScope()
                     let corpus = Corpus.split 1.0 "the quick brown fox jumps over the lazy dog"
-                    use model = new CharModel({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 9; Layers = 2 }, torch.float64, 8UL)
+                    use model = CharModel.create ({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 9; Layers = 2 }) torch.float64 8UL
                     let greedy = { Temperature = 1.0; TopK = 1; Seed = 0UL }
                     let sampled = Sampling.generate model corpus.Vocabulary "the " 30 greedy
                     // Reference: the whole text so far through Forward, argmax of the last logits.
@@ -215,14 +218,14 @@ let tests =
                         let ids = torch.tensor(Vocabulary.encode corpus.Vocabulary text).reshape(-1L, 1L)
                         let logits, _ = model.Forward(Step, ids, model.ZeroState 1)
                         let next = logits[-1L, 0L].argmax().item<int64> ()
-                        text <- text + string (corpus.Vocabulary.Char(int next))
+                        text <- text + corpus.Vocabulary.TextOf(int next)
                     Expect.equal sampled text[4 ..] $"{kind}: greedy text"
             }
             yield test "the float32 sampler in .NET arrays gives Forward's logits, for every cell kind, two layers" {
                 for kind in [ ElmanTanh; ElmanRelu; GruPyTorch; GruLecture; Lstm; MultiplicativeRnn 7 ] do
                     use _ = torch.NewDisposeScope()
                     let corpus = Corpus.split 1.0 "the quick brown fox jumps over the lazy dog"
-                    use model = new CharModel({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 11; Layers = 2 }, torch.float32, 12UL)
+                    use model = CharModel.create ({ Kind = kind; VocabularySize = corpus.Vocabulary.Size; HiddenSize = 11; Layers = 2 }) torch.float32 12UL
                     use _ = torch.no_grad ()
                     let ids = Vocabulary.encode corpus.Vocabulary "the lazy dog jumps"
                     let fast = FastSampler.Create model
@@ -261,18 +264,21 @@ let tests =
 
         // Sequenced: Expecto runs these alone, after the parallel tests, so that the global
         // live-tensor count and the resident size are this test's own.
-        testSequenced <| test "10,000 training steps leave no live tensors behind and keep resident memory flat" {
-            let corpus = Corpus.split 1.0 (String.replicate 20 "memory stays flat. ")
-            use model = new CharModel(config Lstm corpus.Vocabulary.Size 8, torch.float32, 4UL)
-            use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Batch = 2; SequenceLength = 6; Path = Some Step })
-            let rss () = (Diagnostics.Process.GetCurrentProcess().Refresh(); Diagnostics.Process.GetCurrentProcess().WorkingSet64)
-            for _ in 1 .. 500 do trainer.Step() |> ignore // warm up allocators and the optimizer state
-            GC.Collect(); GC.WaitForPendingFinalizers()
-            let tensors0, rss0 = torch.Tensor.TotalCount, rss ()
-            for _ in 1 .. 10_000 do trainer.Step() |> ignore
-            GC.Collect(); GC.WaitForPendingFinalizers()
-            let tensors1, rss1 = torch.Tensor.TotalCount, rss ()
-            Expect.equal tensors1 tensors0 $"live tensors: {tensors0} before, {tensors1} after"
-            Expect.isLessThan (float (rss1 - rss0)) (64.0 * 1024.0 * 1024.0) $"resident memory grew by {(rss1 - rss0) / 1024L / 1024L} MiB"
-        }
+        testSequenced <| testList "10,000 training steps leave no live tensors behind and keep resident memory flat" [
+            for path in [ Step; Derived ] ->
+                test $"{path} path" {
+                    let corpus = Corpus.split 1.0 (String.replicate 20 "memory stays flat. ")
+                    use model = CharModel.create (config Lstm corpus.Vocabulary.Size 8) torch.float32 4UL
+                    use trainer = new Trainer(model, corpus.Train, { TrainingConfig.Default with Batch = 2; SequenceLength = 6; Path = Some path })
+                    let rss () = (Diagnostics.Process.GetCurrentProcess().Refresh(); Diagnostics.Process.GetCurrentProcess().WorkingSet64)
+                    for _ in 1 .. 500 do trainer.Step() |> ignore // warm up allocators and the optimizer state
+                    GC.Collect(); GC.WaitForPendingFinalizers()
+                    let tensors0, rss0 = torch.Tensor.TotalCount, rss ()
+                    for _ in 1 .. 10_000 do trainer.Step() |> ignore
+                    GC.Collect(); GC.WaitForPendingFinalizers()
+                    let tensors1, rss1 = torch.Tensor.TotalCount, rss ()
+                    Expect.equal tensors1 tensors0 $"live tensors: {tensors0} before, {tensors1} after"
+                    Expect.isLessThan (float (rss1 - rss0)) (64.0 * 1024.0 * 1024.0) $"resident memory grew by {(rss1 - rss0) / 1024L / 1024L} MiB"
+                }
+        ]
     ]
