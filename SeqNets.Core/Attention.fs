@@ -118,9 +118,16 @@ module Attention =
     /// The additive score's hidden activations z_i = tanh(W q + U m_i) [B; N; A] for U M precomputed [B; N; A].
     let private additiveZ (W: Tensor) (q: Tensor) (um: Tensor) = (um + (Tensors.linear W q).unsqueeze 1L).tanh ()
 
-    /// Scores e [B; N] of queries q [B; H] against the memory, −∞ at padded rows.
-    let private scores (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) (um: Tensor option) (mask: Tensor option) (q: Tensor) =
-        let v name = d.Layout.View(theta, name)
+    /// The views of θ's attention and combine blocks, taken once: a view taken per step would add a
+    /// scatter over the whole θ to the backward pass at every step.
+    let private staged (d: AttentionDecoder) (theta: Tensor) : string -> Tensor =
+        let views =
+            dict [ for b in d.Layout.Blocks do
+                       if not (b.Name.StartsWith "cell.") then b.Name, d.Layout.View(theta, b.Name) ]
+        fun name -> views[name]
+
+    /// Scores e [B; N] of queries q [B; H] against the memory, −∞ at padded rows; v gives θ's views.
+    let private scores (d: AttentionDecoder) (v: string -> Tensor) (memory: Tensor) (um: Tensor option) (mask: Tensor option) (q: Tensor) =
         let e =
             match d.Score with
             | Dot -> memory.matmulChecked(q.unsqueeze -1L).squeeze -1L // [B; N]
@@ -134,9 +141,9 @@ module Attention =
     let private softmaxOf (e: Tensor) = e.softmax -1L
 
     /// The per-batch precomputation of the additive score: U m_i for every row, [B; N; A].
-    let private precompute (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) =
+    let private precompute (d: AttentionDecoder) (v: string -> Tensor) (memory: Tensor) =
         match d.Score with
-        | Additive _ -> Some(memory.matmulChecked((d.Layout.View(theta, "attention.U")).t ()))
+        | Additive _ -> Some(memory.matmulChecked((v "attention.U").t ()))
         | _ -> None
 
     let internal checkMemory (d: AttentionDecoder) (memory: Tensor) (mask: Tensor option) =
@@ -159,7 +166,8 @@ module Attention =
     [<CompiledName("Weights")>]
     let weights (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) (mask: Tensor option) (q: Tensor) : Tensor =
         checkMemory d memory mask
-        softmaxOf (scores d theta memory (precompute d theta memory) mask q)
+        let v = staged d theta
+        softmaxOf (scores d v memory (precompute d v memory) mask q)
 
     /// The step and its Jacobians (c_t, b_t, ∂s_t/∂vec(M), ∂s_t/∂x_t) over one batch's memory.
     let private internals (d: AttentionDecoder) (memory: Tensor) (mask: Tensor option) =
@@ -169,35 +177,38 @@ module Attention =
         let Pin = innerCount d
         let thetaIn (theta: Tensor) = theta.narrow(-1L, 0L, Pin)
 
-        /// Every intermediate of one step.
-        let forward (theta: Tensor) (um: Tensor option) (x: Tensor) (s: Tensor) =
+        /// Every intermediate of one step; step is the inner cell's transition and v θ's views, both
+        /// staged once per θ.
+        let forward (step: Tensor -> Tensor -> Tensor) (v: string -> Tensor) (um: Tensor option) (x: Tensor) (s: Tensor) =
             match d.Style with
             | Bahdanau ->
                 let q = s.narrow(-1L, 0L, H) // h_{t−1}: [B; H]
-                let alpha = softmaxOf (scores d theta memory um mask q) // [B; N]
+                let alpha = softmaxOf (scores d v memory um mask q) // [B; N]
                 let ctx = alpha.unsqueeze(1L).matmulChecked(memory).squeeze 1L // [B; E]
                 let u = torch.cat([| x; ctx |], -1L) // [B; X + E]
-                let next = inner.Transition (thetaIn theta) u s // [B; S]
+                let next = step u s // [B; S]
                 q, alpha, ctx, u, s, next, next, None
             | Luong feeding ->
                 let hTildePrev, sIn = s.narrow(-1L, 0L, H), s.narrow(-1L, H, int64 inner.StateSize)
                 let u = if feeding then torch.cat([| x; hTildePrev |], -1L) else x // [B; X (+ H)]
-                let sInNext = inner.Transition (thetaIn theta) u sIn // [B; S_in]
+                let sInNext = step u sIn // [B; S_in]
                 let q = sInNext.narrow(-1L, 0L, H) // h_t
-                let alpha = softmaxOf (scores d theta memory um mask q)
+                let alpha = softmaxOf (scores d v memory um mask q)
                 let ctx = alpha.unsqueeze(1L).matmulChecked(memory).squeeze 1L // [B; E]
-                let hTilde = Tensors.linear (d.Layout.View(theta, "combine.W_c")) (torch.cat([| ctx; q |], -1L)) |> _.tanh() // [B; H]
+                let hTilde = Tensors.linear (v "combine.W_c") (torch.cat([| ctx; q |], -1L)) |> _.tanh() // [B; H]
                 q, alpha, ctx, u, sIn, sInNext, torch.cat([| hTilde; sInNext |], -1L), Some hTilde
 
         let transition (theta: Tensor) =
-            let um = precompute d theta memory // once per unroll
+            // Once per unroll: the inner cell's staged transition, θ's views, U M.
+            let step = inner.Transition (thetaIn theta)
+            let v = staged d theta
+            let um = precompute d v memory
             fun (x: Tensor) (s: Tensor) ->
-                let _, _, _, _, _, _, next, _ = forward theta um x s
+                let _, _, _, _, _, _, next, _ = forward step v um x s
                 next
 
         /// ∂e/∂q [B; N; H], ∂e/∂θ_att [B; N; P_att] (in the attention blocks' order), and ∂e_i/∂m_i [B; N; E].
-        let scoreJacobians (theta: Tensor) (um: Tensor option) (q: Tensor) =
-            let v name = d.Layout.View(theta, name)
+        let scoreJacobians (v: string -> Tensor) (um: Tensor option) (q: Tensor) =
             let B, N = q.shape[0], memory.shape[1]
             match d.Score with
             | Dot -> memory, torch.zeros([| B; N; 0L |], dtype = q.dtype), q.unsqueeze(1L).expand(B, N, E)
@@ -219,9 +230,9 @@ module Attention =
                 deq, torch.cat([| deW; deU; z |], -1L), dem
 
         /// ∂ctx/∂q [B; E; H], ∂ctx/∂θ_att [B; E; P_att], ∂ctx/∂vec(M) [B; E; N·E], from α and the score's Jacobians.
-        let contextJacobians (theta: Tensor) (um: Tensor option) (q: Tensor) (alpha: Tensor) =
+        let contextJacobians (v: string -> Tensor) (um: Tensor option) (q: Tensor) (alpha: Tensor) =
             let B, N = q.shape[0], memory.shape[1]
-            let deq, deTheta, dem = scoreJacobians theta um q
+            let deq, deTheta, dem = scoreJacobians v um q
             let Ja = torch.diag_embed alpha - alpha.unsqueeze(-1L) * alpha.unsqueeze 1L // diag(α) − α αᵀ: [B; N; N]
             let MJ = memory.transpose(1L, 2L).matmulChecked Ja // Mᵀ J_α: [B; E; N]
             let dq = MJ.matmulChecked deq // [B; E; H]
@@ -237,12 +248,13 @@ module Attention =
 
         /// (c_t, b_t, ∂s_t/∂vec(M), ∂s_t/∂x_t) of one step.
         let all (theta: Tensor) (x: Tensor) (s: Tensor) =
-            let um = precompute d theta memory
-            let q, alpha, ctx, u, sIn, _, _, hTilde = forward theta um x s
+            let v = staged d theta
+            let um = precompute d v memory
+            let q, alpha, ctx, u, sIn, _, _, hTilde = forward (inner.Transition (thetaIn theta)) v um x s
             let B = x.shape[0]
             let jIn = inner.Jacobians.Value (thetaIn theta) u sIn // c^in, b^in
             let eIn = inner.InputJacobian.Value (thetaIn theta) u sIn // ∂s^in/∂u: [B; S_in; |u|]
-            let dq, dth, dM = contextJacobians theta um q alpha
+            let dq, dth, dM = contextJacobians v um q alpha
             let Sin = int64 inner.StateSize
             match d.Style with
             | Bahdanau ->
@@ -252,7 +264,7 @@ module Attention =
                 let b = torch.cat([| jIn.Parameters; eCtx.matmulChecked dth |], 2L) // [B; S; P]
                 c, b, eCtx.matmulChecked dM, eIn.narrow(2L, 0L, X) // ∂s/∂x: [B; S; X]
             | Luong feeding ->
-                let Wc = d.Layout.View(theta, "combine.W_c") // [H; E + H]
+                let Wc = v "combine.W_c" // [H; E + H]
                 let D = 1.0 - hTilde.Value * hTilde.Value // [B; H]
                 let DWcE = D.unsqueeze(-1L) * Wc.narrow(1L, 0L, E).unsqueeze 0L // [B; H; E]
                 let DWcH = D.unsqueeze(-1L) * Wc.narrow(1L, E, H).unsqueeze 0L // [B; H; H]

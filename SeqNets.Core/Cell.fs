@@ -158,7 +158,8 @@ module Cell =
           HiddenSize = hiddenSize
           StateSize = stateSize
           Layout = layout
-          Transition = (fun theta -> let step = projected theta in fun x s -> step (project theta x) s)
+          // Staged: θ's views are taken once per θ (per unroll), not once per step.
+          Transition = (fun theta -> let step, proj = projected theta, project theta in fun x s -> step (proj x) s)
           InputProjection = Some project
           ProjectedTransition = Some projected
           Jacobians = Some jacobians

@@ -58,8 +58,9 @@ module Elman =
             Tensors.linear W x + b_ih + Tensors.linear U h + b_hh // [B; H]
         // The fast form of the same equations: px = W x + b_ih + b_hh for all steps at once,
         // then one fused b + U h per step.
-        let project (theta: Tensor) (x: Tensor) =
-            Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") + L.View(theta, "bias_hh")
+        let project (theta: Tensor) : Tensor -> Tensor =
+            let W, b_ih, b_hh = L.View(theta, "weight_ih"), L.View(theta, "bias_ih"), L.View(theta, "bias_hh") // once per θ
+            fun x -> Tensors.linear W x + b_ih + b_hh
         let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
             let U = L.View(theta, "weight_hh") // once per unroll, not per step
             fun px h -> phi activation (Tensors.affine px h U)

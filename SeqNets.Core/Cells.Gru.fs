@@ -90,11 +90,13 @@ module Gru =
 
         // The fast form of the same equations: the input half of every gate for all steps at
         // once, then per step one fused product with U and few element-wise calls.
-        let project (theta: Tensor) (x: Tensor) =
-            let gi = Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") // [..; 3H]
-            match form with
-            | Lecture -> gi + L.View(theta, "bias_hh") // every b_hh sits outside r here
-            | PyTorch -> gi
+        let project (theta: Tensor) : Tensor -> Tensor =
+            let W, b_ih, b_hh = L.View(theta, "weight_ih"), L.View(theta, "bias_ih"), L.View(theta, "bias_hh") // once per θ
+            fun x ->
+                let gi = Tensors.linear W x + b_ih // [..; 3H]
+                match form with
+                | Lecture -> gi + b_hh // every b_hh sits outside r here
+                | PyTorch -> gi
 
         // Staged: views of θ once per unroll (projected theta), not once per step.
         let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =

@@ -64,8 +64,9 @@ module Lstm =
 
         // The fast form of the same equations: px = W x + b_ih + b_hh for all steps at once, then
         // per step one fused b + U h, the gates split at once, and addcmul for f ⊙ c + i ⊙ g.
-        let project (theta: Tensor) (x: Tensor) =
-            Tensors.linear (L.View(theta, "weight_ih")) x + L.View(theta, "bias_ih") + L.View(theta, "bias_hh") // [..; 4H]
+        let project (theta: Tensor) : Tensor -> Tensor =
+            let W, b_ih, b_hh = L.View(theta, "weight_ih"), L.View(theta, "bias_ih"), L.View(theta, "bias_hh") // once per θ
+            fun x -> Tensors.linear W x + b_ih + b_hh // [..; 4H]
 
         // Staged: the views of θ are taken once per unroll (projected theta), not once per step,
         // so the backward pass meets one view node instead of T.

@@ -82,8 +82,9 @@ module MultiplicativeRnn =
             f, u, m, hNext
 
         // The fast form of the same equations: [W_hx x + b_h; W_fx x] for all steps at once.
-        let project (theta: Tensor) (x: Tensor) =
-            torch.cat([| Tensors.linear (L.View(theta, "W_hx")) x + L.View(theta, "b_h"); Tensors.linear (L.View(theta, "W_fx")) x |], -1L) // [..; H + F]
+        let project (theta: Tensor) : Tensor -> Tensor =
+            let W_hx, b_h, W_fx = L.View(theta, "W_hx"), L.View(theta, "b_h"), L.View(theta, "W_fx") // once per θ
+            fun x -> torch.cat([| Tensors.linear W_hx x + b_h; Tensors.linear W_fx x |], -1L) // [..; H + F]
 
         let projected (theta: Tensor) : Tensor -> Tensor -> Tensor =
           let W_fh, W_hf = L.View(theta, "W_fh"), L.View(theta, "W_hf") // once per unroll, not per step
