@@ -51,12 +51,12 @@ type Seq2SeqArgs =
             match a with
             | Task _ -> "reverse (lengths 5–15), dates (normalised to ISO) or addition (a+b of up to three digits)."
             | Steps _ -> "training steps per model (default: reverse 1000, dates 400, addition 3000)."
-            | Hidden _ -> "hidden units (default 64)."
-            | Lr _ -> "Adam's learning rate (default 0.005)."
-            | Batch _ -> "pairs per batch (default 64)."
+            | Hidden _ -> "hidden units (default 64; addition 128)."
+            | Lr _ -> "Adam's learning rate (default 0.005; addition 0.003)."
+            | Batch _ -> "pairs per batch (default 64; addition 128)."
             | Seed _ -> "random seed (default 1)."
             | Bar _ -> "exact-match share on held-out pairs the claim asks for (default 0.99)."
-            | Out _ -> "folder for the attention heatmaps (default seqnets-seq2seq)."
+            | Out _ -> "folder for the attention heatmaps and the model <task>.ckpt (default seqnets-seq2seq); checked for writing before training."
             | Markdown -> "print the table as Markdown (as docs/seq2seq.md shows it)."
 
 type GradFlowArgs =
@@ -360,13 +360,13 @@ let main argv =
             Native.ensure ()
             TaskCommand.run name options (a.Contains TaskArgs.Markdown)
         | Some(Seq2seq a) ->
-            let d = Seq2SeqOptions.Default
             let name = a.GetResult Seq2SeqArgs.Task
             if not (List.contains name Seq2SeqTasks.names) then usage "--task" (String.Join(", ", Seq2SeqTasks.names)) $"'{name}'"
+            let d = Seq2SeqTasks.defaultsFor name
             let bar = a.GetResult(Bar, d.Bar)
             if not (bar >= 0.0 && bar <= 1.0) then usage "--bar" "a share in [0, 1]" (bar.ToString("R", inv))
             let options =
-                { d with Steps = positive "--steps" (a.GetResult(Seq2SeqArgs.Steps, Seq2SeqTasks.defaultSteps name)); Hidden = positive "--hidden" (a.GetResult(Seq2SeqArgs.Hidden, d.Hidden))
+                { d with Steps = positive "--steps" (a.GetResult(Seq2SeqArgs.Steps, d.Steps)); Hidden = positive "--hidden" (a.GetResult(Seq2SeqArgs.Hidden, d.Hidden))
                          Batch = positive "--batch" (a.GetResult(Seq2SeqArgs.Batch, d.Batch)); Seed = a.GetResult(Seq2SeqArgs.Seed, d.Seed); Bar = bar
                          LearningRate = positiveFinite "--lr" (a.GetResult(Seq2SeqArgs.Lr, d.LearningRate)) }
             Native.ensure ()

@@ -1,6 +1,6 @@
 /// `seqnets seq2seq --task reverse|dates|addition`: trains an encoder–decoder with attention (and for
 /// reverse the plain one beside it), prints the table, and draws the attention of a few held-out
-/// examples as heatmaps (source tokens × output tokens).
+/// examples as heatmaps (source tokens × output tokens); the attention model is saved as <out>/<task>.ckpt.
 module SeqNets.Cli.Seq2SeqCommand
 
 open System
@@ -42,6 +42,8 @@ let markdown (r: Seq2SeqReport) =
     String.Join("\n", lines) + $"\n\n{r.Steps} training steps, seed {r.Seed}, {seconds} s. Claim: {r.Claim} — {verdict}"
 
 let run (task: string) (options: Seq2SeqOptions) (out: string) (asMarkdown: bool) : int =
+    TrainCommand.checkWritable out
+    let options = { options with SavePath = Path.Combine(out, $"{task}.ckpt") }
     let interactive = AnsiConsole.Profile.Capabilities.Interactive && not asMarkdown
     let mutable last = DateTime.MinValue
     let report =
@@ -74,4 +76,5 @@ let run (task: string) (options: Seq2SeqOptions) (out: string) (asMarkdown: bool
         for s, o, _ in report.Examples do
             AnsiConsole.MarkupLine($"  {Markup.Escape (joined s)} → {Markup.Escape (joined o)}")
     for p in pictures do eprintfn "heatmap: %s" p
+    eprintfn "model: %s (Seq2Seq.load reads it)" options.SavePath
     if report.Holds then 0 else 1

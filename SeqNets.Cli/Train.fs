@@ -89,7 +89,7 @@ let private checkOut (o: Options) =
 
 /// Makes --out and writes and removes a file in it, so that a folder the run cannot write is found
 /// before training, not after.
-let private checkWritable (dir: string) =
+let checkWritable (dir: string) =
     try
         Directory.CreateDirectory dir |> ignore
         let probe = Path.Combine(dir, $".seqnets-write-test-{Environment.ProcessId}")

@@ -184,22 +184,34 @@ type Seq2SeqOptions =
       /// The exact-match share the attention model must reach on held-out pairs for the claim to hold.
       Bar: float
       /// Called after every step with (model, step, loss); may be null.
-      Progress: Action<string, int, float> }
-    /// 1,000 steps of 64 pairs, H = 64, Adam 5e-3 (cosine decay to 2% of it), seed 1, the bar at 99%.
-    static member Default = { Steps = 1000; Batch = 64; Hidden = 64; Seed = 1UL; LearningRate = 5e-3; Bar = 0.99; Progress = null }
+      Progress: Action<string, int, float>
+      /// Where the trained attention model is saved (Seq2Seq.save; Seq2Seq.load reads it back), or null.
+      SavePath: string }
+    /// 1,000 steps of 64 pairs, H = 64, Adam 5e-3 (cosine decay to 2% of it), seed 1, the bar at 99%;
+    /// nothing saved.
+    static member Default =
+        { Steps = 1000; Batch = 64; Hidden = 64; Seed = 1UL; LearningRate = 5e-3; Bar = 0.99; Progress = null; SavePath = null }
 
 [<RequireQualifiedAccess>]
 module Seq2SeqTasks =
     /// The task names.
     let names = [ "reverse"; "dates"; "addition" ]
 
+    /// The options docs/seq2seq.md reports for a task (seed 1, the bar at 99%): reverse 1,000 steps
+    /// and dates 400, each at H = 64, batch 64, Adam 5e-3; addition, which must carry digits across the
+    /// whole sum, 3,000 steps at H = 128, batch 128, Adam 3e-3.
+    [<CompiledName("DefaultsFor")>]
+    let defaultsFor (task: string) : Seq2SeqOptions =
+        let d = Seq2SeqOptions.Default
+        match task with
+        | "reverse" -> d
+        | "dates" -> { d with Steps = 400 }
+        | "addition" -> { d with Steps = 3000; Hidden = 128; Batch = 128; LearningRate = 3e-3 }
+        | _ -> Check.fail "task" $"""task: expected one of {String.Join(", ", names)}, but got '{task}'."""
+
     /// The training steps per model that docs/seq2seq.md reports for a task.
     [<CompiledName("DefaultSteps")>]
-    let defaultSteps (task: string) =
-        match task with
-        | "reverse" -> 1000
-        | "dates" -> 400
-        | _ -> 3000
+    let defaultSteps (task: string) = (defaultsFor task).Steps
 
     let private between (rng: SplitMix) (lo: int) (hi: int) = lo + int (rng.NextUInt64() % uint64 (hi - lo + 1))
 
@@ -287,6 +299,7 @@ module Seq2SeqTasks =
             |> List.average
         let attention = Some(Luong true, General)
         use attended = trainModel attention
+        if not (String.IsNullOrEmpty options.SavePath) then Seq2Seq.save options.SavePath attended sv tv
         let rows =
             [ yield { Model = attended.Describe(); Data = $"{heldOut.Length} held-out pairs"; Measure = "exact match"; Value = exact attended heldOut }
               if task = "reverse" then
