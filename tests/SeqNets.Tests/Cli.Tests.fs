@@ -6,14 +6,9 @@ module SeqNets.Tests.CliTests
 open System
 open System.Diagnostics
 open System.IO
-open System.Runtime.InteropServices
 open System.Text
 open Expecto
 open SeqNets
-
-module private Libc =
-    [<DllImport("libc", SetLastError = true)>]
-    extern int kill(int pid, int signal)
 
 /// The CLI built beside these tests: SeqNets.Cli/bin/<configuration>/<framework>/seqnets.dll,
 /// found above the test binaries.
@@ -86,6 +81,7 @@ let private signalled (dir: string) (signal: int) =
     File.WriteAllText(text, small)
     let out = Path.Combine(dir, "run")
     use p = start ([ "train"; text; "--steps"; "1000000"; "--out"; out; "--sample-length"; "0" ] @ quick)
+    use child = new Common.ChildSignal(p)
     p.StandardInput.Close()
     let err = p.StandardError.ReadToEndAsync()
     let seen = StringBuilder()
@@ -94,13 +90,10 @@ let private signalled (dir: string) (signal: int) =
         seen.AppendLine line |> ignore
         line <- p.StandardOutput.ReadLine()
     if isNull line then failtest $"the run ended before its first step:\n{seen}{err.Result}"
-    Libc.kill(p.Id, signal) |> ignore
-    let rest = p.StandardOutput.ReadToEnd()
-    if not (p.WaitForExit 120_000) then
-        p.Kill true
-        failtest "the run did not end within 2 minutes of the signal"
-    p.WaitForExit()
-    p.ExitCode, seen.ToString() + line + "\n" + rest + err.Result, Path.Combine(out, "model.ckpt")
+    Expect.isTrue (child.Send signal) "the signal reached the running child"
+    let rest = p.StandardOutput.ReadToEndAsync()
+    Common.waitOrFail p 120_000 $"seqnets train after signal {signal}" (fun () -> seen.ToString() + line + "\n" + rest.Result + err.Result)
+    p.ExitCode, seen.ToString() + line + "\n" + rest.Result + err.Result, Path.Combine(out, "model.ckpt")
 
 /// Loads a checkpoint and returns its step.
 let private stepOf (path: string) =
@@ -229,6 +222,27 @@ let tests =
                 Expect.isFalse (out.Contains "step ") "no step was trained"
                 Expect.isLessThan sw.Elapsed.TotalSeconds 120.0 "refused at once")
 
+        testCase "seqnets seq2seq saves its attention model and heatmaps in --out; the model loads and translates" <| fun () ->
+            withDir (fun dir ->
+                let out = Path.Combine(dir, "s2s")
+                let code, _, err = run [ "seq2seq"; "--task"; "dates"; "--steps"; "3"; "--bar"; "0"; "--out"; out ]
+                Expect.equal code 0 $"exit 0 with --bar 0: {err}"
+                let path = Path.Combine(out, "dates.ckpt")
+                Expect.stringContains err path "names where the model went"
+                Expect.isTrue (File.Exists(Path.Combine(out, "attention-dates-1.png"))) "a heatmap was drawn"
+                let net, sv, tv = Seq2Seq.load path
+                use _ = net
+                let outputs = Seq2Seq.translate net sv tv [ TokenVocabulary.characters "25.11.2026" ]
+                Expect.equal outputs.Length 1 "one translation per source"
+                Expect.isTrue (fst outputs.Head |> List.forall (fun t -> tv.Contains t)) "the output is made of target tokens")
+
+        testCase "seqnets seq2seq: --out in a folder that cannot be written: exit 5, found before training" <| fun () ->
+            readOnlyDir (fun dir ->
+                let code, out, err = run [ "seq2seq"; "--task"; "addition"; "--steps"; "100000"; "--out"; dir ]
+                Expect.equal code 5 $"exit 5 (I/O): {err}"
+                expectOneLine "read-only --out" err [ "--out"; dir; "nothing was trained" ]
+                Expect.equal out "" "no table")
+
         testCase "--resume refuses the options its checkpoint fixes when they differ, and accepts them when equal" <| fun () ->
             withDir (fun dir ->
                 let text = Path.Combine(dir, "text.txt")
@@ -315,6 +329,7 @@ let tests =
                 File.WriteAllText(text, small)
                 let out = Path.Combine(dir, "run")
                 use p = start ([ "train"; text; "--steps"; "1000000"; "--out"; out; "--sample-length"; "0" ] @ quick)
+                use child = new Common.ChildSignal(p)
                 p.StandardInput.Close()
                 let err = p.StandardError.ReadToEndAsync()
                 let mutable line = p.StandardOutput.ReadLine()
@@ -322,9 +337,9 @@ let tests =
                 // The folder disappears under the run; a file takes its place.
                 Directory.Delete(out, true)
                 File.WriteAllText(out, "in the way")
-                Libc.kill(p.Id, 15) |> ignore
-                p.StandardOutput.ReadToEnd() |> ignore
-                p.WaitForExit()
+                Expect.isTrue (child.Send 15) "SIGTERM reached the running child"
+                let rest = p.StandardOutput.ReadToEndAsync()
+                Common.waitOrFail p 120_000 "seqnets train after SIGTERM" (fun () -> rest.Result + err.Result)
                 Expect.equal p.ExitCode 5 $"exit 5: {err.Result}"
                 let message = err.Result
                 Expect.stringContains message "seqnets-rescue-" "names where the checkpoint went"

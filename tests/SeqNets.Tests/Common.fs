@@ -68,6 +68,43 @@ let startSelf (args: string list) : Diagnostics.Process =
     psi.RedirectStandardError <- true
     Diagnostics.Process.Start psi
 
+module private Pidfd =
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern int64 syscall(int64 number, int64 a, int64 b, int64 c, int64 d)
+
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern int kill(int pid, int signal)
+
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern int close(int fd)
+
+    // The numbers of the syscalls added since Linux 5.1 are the same on every architecture.
+    let pidfdSendSignal = 424L
+    let pidfdOpen = 434L
+
+/// Signals one child process and never another. A child's pid is free for reuse as soon as the
+/// runtime reaps it, so a test that sends signals by pid in a loop can hit an unrelated process
+/// that got the same pid (a fuzzer's fork server starts thousands a second). A pidfd names the
+/// process itself: after the child has gone, sending fails instead. Falls back to kill(2) where
+/// pidfds are missing (Linux before 5.3). Open it right after starting the child.
+type ChildSignal(p: Diagnostics.Process) =
+    let fd = if OperatingSystem.IsLinux() then int (Pidfd.syscall (Pidfd.pidfdOpen, int64 p.Id, 0L, 0L, 0L)) else -1
+    /// Sends the signal; false when the child has already ended.
+    member _.Send(signal: int) : bool =
+        if fd >= 0 then Pidfd.syscall (Pidfd.pidfdSendSignal, int64 fd, int64 signal, 0L, 0L) = 0L
+        else not p.HasExited && Pidfd.kill (p.Id, signal) = 0
+    interface IDisposable with
+        member _.Dispose() = if fd >= 0 then Pidfd.close fd |> ignore
+
+/// Waits for a child to end, at most timeoutMs; a child still running then is killed and the test
+/// fails with what it wrote (so a lost signal fails the test instead of hanging the suite).
+let waitOrFail (p: Diagnostics.Process) (timeoutMs: int) (what: string) (output: unit -> string) =
+    if not (p.WaitForExit timeoutMs) then
+        (try p.Kill true with _ -> ())
+        p.WaitForExit()
+        failtest $"{what}: the child did not end within {timeoutMs / 1000} s; it was killed. Its output:\n{output ()}"
+    p.WaitForExit()
+
 /// tests/fixtures/<name>, found above the test binaries or the working directory.
 let fixturesDir (name: string) =
     let rec up (dir: IO.DirectoryInfo) =

@@ -13,9 +13,6 @@ open TorchSharp
 open SeqNets
 
 module private Libc =
-    [<DllImport("libc", SetLastError = true)>]
-    extern int kill(int pid, int signal)
-
     [<DllImport("libc")>]
     extern int pthread_sigmask(int how, uint64[] set, uint64[] oldset)
 
@@ -45,15 +42,17 @@ let private linuxOnly name (body: unit -> unit) =
 /// The test program run in a child process that trains under a hail of SIGINTs (see Main.fs).
 let private runUnderSignals (steps: int) (intervalMs: int) =
     use p = Common.startSelf [ "--train-under-signals"; string steps ]
+    use signal = new Common.ChildSignal(p)
     let err = p.StandardError.ReadToEndAsync()
     let ready = (p.StandardOutput.ReadLine() |> Option.ofObj |> Option.defaultValue "").Trim()
+    let out = p.StandardOutput.ReadToEndAsync()
     let mutable sent = 0
+    let deadline = Diagnostics.Stopwatch.StartNew()
     if ready = "ready" then
-        while not (p.WaitForExit intervalMs) do
-            if Libc.kill(p.Id, SIGINT) = 0 then sent <- sent + 1
-    let out = p.StandardOutput.ReadToEnd()
-    p.WaitForExit()
-    p.ExitCode, sent, ready + "\n" + out + err.Result
+        while not (p.WaitForExit intervalMs) && deadline.Elapsed.TotalMinutes < 5.0 do
+            if signal.Send SIGINT then sent <- sent + 1
+    Common.waitOrFail p 60_000 "training under signals" (fun () -> ready + "\n" + out.Result + err.Result)
+    p.ExitCode, sent, ready + "\n" + out.Result + err.Result
 
 [<Tests>]
 let tests =
