@@ -208,8 +208,8 @@ public sealed class CharLanguageModel : IDisposable
         {
             saved = TrainingOptions.Of(config.Value);
             // The checkpoint records the path it ran on; Auto is the same run on a model whose default it is.
-            if (saved.ExecutionPath == (session.Network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
-                saved = saved with { ExecutionPath = ExecutionPath.Auto };
+            // The checkpoint records the path it ran on; Auto is the same run where the automatic choice takes that path.
+            saved = saved.AutoWhereSame(session.Network);
         }
         // The saved run is resumed by the first Train call with equal options (the session compares them).
         return new CharLanguageModel(engine, session, vocabulary, corpus, CharModelOptions.Of(session.Network))
@@ -477,8 +477,7 @@ public sealed class CharLanguageModel : IDisposable
     /// <summary>The options with every setting that does not change the trainer's behaviour reset, so equal keys mean one run.</summary>
     private TrainingOptions RunKey(TrainingOptions o)
     {
-        var path = o.ExecutionPath != ExecutionPath.Auto ? o.ExecutionPath
-            : _model.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step;
+        var path = o.PathOn(_model);
         var d = TrainingOptions.Default;
         return o with
         {

@@ -160,8 +160,8 @@ public sealed class Seq2SeqModel : IDisposable
         if (session.LastConfig is { } config && session.StepCount > 0)
         {
             saved = TrainingOptions.Of(config.Value);
-            if (saved.ExecutionPath == (session.Network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
-                saved = saved with { ExecutionPath = ExecutionPath.Auto };
+            // The checkpoint records the path it ran on; Auto is the same run where the automatic choice takes that path.
+            saved = saved.AutoWhereSame(session.Network);
         }
         return new Seq2SeqModel(engine, session, data, source, target, options)
         {
@@ -583,8 +583,7 @@ public sealed class Seq2SeqModel : IDisposable
     /// <summary>The options with every setting that does not change the trainer's behaviour reset, so equal keys mean one run.</summary>
     private TrainingOptions RunKey(TrainingOptions o)
     {
-        var path = o.ExecutionPath != ExecutionPath.Auto ? o.ExecutionPath
-            : _network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step;
+        var path = o.PathOn(_network);
         var d = TrainingOptions.Default;
         return o with
         {

@@ -199,9 +199,8 @@ public sealed partial class SequenceNetwork : IDisposable
         if (session.LastConfig is { } config && session.StepCount > 0)
         {
             saved2 = TrainingOptions.Of(config.Value);
-            // The checkpoint records the path it ran on; Auto is the same run on a network whose default it is.
-            if (saved2.ExecutionPath == (session.Network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step))
-                saved2 = saved2 with { ExecutionPath = ExecutionPath.Auto };
+            // The checkpoint records the path it ran on; Auto is the same run where the automatic choice takes that path.
+            saved2 = saved2.AutoWhereSame(session.Network);
         }
         // The saved run is resumed by the first Train call with equal options (the session compares them).
         return new SequenceNetwork(engine, session, data, options)
@@ -502,8 +501,7 @@ public sealed partial class SequenceNetwork : IDisposable
     /// <summary>The options with every setting that does not change the trainer's behaviour reset, so equal keys mean one run.</summary>
     private TrainingOptions RunKey(TrainingOptions o)
     {
-        var path = o.ExecutionPath != ExecutionPath.Auto ? o.ExecutionPath
-            : _network.DefaultPath.IsFused ? ExecutionPath.Fused : ExecutionPath.Step;
+        var path = o.PathOn(_network);
         var d = TrainingOptions.Default;
         return o with
         {

@@ -61,7 +61,7 @@ public enum ClippingKind
 /// <summary>How a character model runs its recurrence during training.</summary>
 public enum ExecutionPath
 {
-    /// <summary>The fastest path the cell has: fused where libtorch has a kernel, else step by step.</summary>
+    /// <summary>The fastest correct path, as the core chooses it (Training.choosePath): derived for GRU layers, for built-in cells libtorch has no kernel for and for randomized BPTT; fused for the other stacks libtorch covers; else step by step.</summary>
     Auto,
 
     /// <summary>libtorch's fused nn.RNN, nn.GRU or nn.LSTM kernels over views of the model's parameters.</summary>
@@ -142,7 +142,7 @@ public sealed record TrainingOptions
     /// <summary>T, the number of characters each stream contributes to a batch.</summary>
     public int SequenceLength { get; init; } = 64;
 
-    /// <summary>How the recurrence runs; randomized BPTT and the step-only cells need <see cref="ExecutionPath.Step"/> or <see cref="ExecutionPath.Auto"/>.</summary>
+    /// <summary>How the recurrence runs; randomized BPTT needs <see cref="ExecutionPath.Step"/>, <see cref="ExecutionPath.Derived"/> or <see cref="ExecutionPath.Auto"/>; user-defined cells need Step or Auto.</summary>
     public ExecutionPath ExecutionPath { get; init; } = ExecutionPath.Auto;
 
     /// <summary>The seed of training's random choices (the cut points of randomized BPTT).</summary>
@@ -339,6 +339,21 @@ public sealed record TrainingOptions
             _ => Microsoft.FSharp.Core.FSharpOption<SeqNets.ExecutionPath>.None,
         },
         Seed);
+
+    /// <summary>The path these options run on for a network: <see cref="ExecutionPath"/> when set, else the one the core's automatic choice takes.</summary>
+    internal ExecutionPath PathOn(Network network)
+    {
+        if (ExecutionPath != ExecutionPath.Auto) return ExecutionPath;
+        var p = Training.ChoosePath(network, ToCore(1));
+        return p.IsFused ? ExecutionPath.Fused : p.IsDerived ? ExecutionPath.Derived : ExecutionPath.Step;
+    }
+
+    /// <summary>These options with <see cref="ExecutionPath.Auto"/> in place of the path the automatic choice takes for them on the network anyway.</summary>
+    internal TrainingOptions AutoWhereSame(Network network)
+    {
+        var auto = this with { ExecutionPath = ExecutionPath.Auto };
+        return ExecutionPath == auto.PathOn(network) ? auto : this;
+    }
 
     /// <summary>The options that describe a core configuration, such as one read from a checkpoint.</summary>
     internal static TrainingOptions Of(TrainingConfig c)

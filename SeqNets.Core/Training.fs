@@ -296,15 +296,23 @@ module Training =
                 state <- finals |> Array.map (fun s -> s.MoveToOuterDisposeScope())
             total / float n
 
-    /// The path a trainer takes: the one asked for, or the fastest that runs the strategy: fused where
-    /// libtorch has a kernel for the layers, else step (randomized truncation: step). The derived path
-    /// runs every strategy on built-in cells but is taken only when asked for (Path = Some Derived),
-    /// until quiet benchmarks show where it is faster.
+    /// Whether the engine on the derivation trains this network faster than libtorch's fused kernels,
+    /// as measured (docs/benchmarks.md): for GRU layers (1.71× the fused path at 1×256), not for LSTM
+    /// (1.16× at 1×256 but 0.95× at 2×512, where the GEMMs dominate) nor Elman (not measured).
+    let private derivedBeatsFused (network: Network) =
+        network.Cells |> Array.forall (fun c -> CellKind.ofCell c = Some GruPyTorch)
+
+    /// The path a trainer takes: the one asked for, or the fastest correct one for the network and the
+    /// strategy — the engine on the derivation where every layer is a built-in cell and libtorch has no
+    /// kernel for them (the lecture's GRU, the multiplicative RNN), for randomized truncation (which the
+    /// fused kernels cannot weight) and for GRU layers; libtorch's fused kernels for the other stacks they
+    /// cover; otherwise the cells' equations step by step (user-defined cells, decoders with attention).
     [<CompiledName("ChoosePath")>]
     let choosePath (network: Network) (config: TrainingConfig) : ExecutionPath =
         match config.Path, config.Strategy with
         | Some p, _ -> p
-        | None, Randomized _ -> Step // randomized truncation scales gradients inside a sequence
+        | None, _ when network.HasDerivedPath && (not network.HasFusedPath || derivedBeatsFused network) -> Derived
+        | None, Randomized _ -> if network.HasDerivedPath then Derived else Step // the fused kernels cannot scale a gradient inside a sequence
         | None, _ -> network.DefaultPath
 
 /// Trains a network on batches from a source, one batch per Step, with a BPTT strategy.
@@ -330,7 +338,7 @@ type Trainer(network: Network, source: IBatchSource, config: TrainingConfig) =
     let path = Training.choosePath network config
     do
         match path, config.Strategy with
-        | Fused, Randomized _ -> Check.fail "Path" "Path: randomized truncation scales gradients inside a sequence, which the fused kernels cannot; use the step path (the automatic choice does) or the derived path."
+        | Fused, Randomized _ -> Check.fail "Path" "Path: randomized truncation scales gradients inside a sequence, which the fused kernels cannot; use the derived path (the automatic choice does, for built-in cells) or the step path."
         | Fused, _ when not network.HasFusedPath ->
             Check.fail "Path" "Path: the fused path needs layers that match one libtorch module (elman, gru or lstm of one hidden size, one direction or both concatenated); this network's do not, so use the step path."
         | Derived, _ when not network.HasDerivedPath ->

@@ -126,6 +126,28 @@ let tests =
             Expect.isGreaterThan (Tensors.relativeError truncated full) 1e-3 "while plain truncation is biased"
         }
 
+        testList "the automatic path is the fastest correct one (Training.choosePath)" [
+            let chosen (kind: CellKind) (layers: int) (strategy: BpttStrategy) =
+                use model = CharModel.create { (config kind 5 6) with Layers = layers } torch.float32 1UL
+                Training.choosePath model { TrainingConfig.Default with Strategy = strategy }
+            yield test "LSTM stacks: libtorch's fused kernels" {
+                Expect.equal (chosen Lstm 1 Full) Fused "LSTM 1 layer"
+                Expect.equal (chosen Lstm 2 (Truncated 4)) Fused "LSTM 2 layers, truncated"
+                Expect.equal (chosen ElmanTanh 1 Full) Fused "Elman"
+            }
+            yield test "GRU layers, the cells libtorch has no kernel for, randomized truncation: the engine on the derivation" {
+                Expect.equal (chosen GruPyTorch 1 Full) Derived "GRU, where the engine is measured faster"
+                Expect.equal (chosen GruLecture 1 Full) Derived "the lecture's GRU"
+                Expect.equal (chosen (MultiplicativeRnn 3) 2 Full) Derived "the multiplicative RNN"
+                Expect.equal (chosen Lstm 1 (Randomized 4.0)) Derived "randomized truncation, which the fused kernels cannot weight"
+            }
+            yield test "a path asked for is taken" {
+                use model = CharModel.create (config GruPyTorch 5 6) torch.float32 1UL
+                for p in [ Fused; Step; Derived ] do
+                    Expect.equal (Training.choosePath model { TrainingConfig.Default with Path = Some p }) p $"{p}"
+            }
+        ]
+
         testList "gradient clipping" [
             testProperty "by norm: norm after ≤ τ, direction kept; untouched below τ" (fun (seed: int) (threshold: PositiveInt) ->
                 use _ = torch.NewDisposeScope()
