@@ -169,6 +169,13 @@ module Attention =
         let v = staged d theta
         softmaxOf (scores d v memory (precompute d v memory) mask q)
 
+    /// The weights of queries against a memory that Attention.bind has checked, with θ's views and the
+    /// additive score's U M taken once: for decoding loops, which ask for them at every step.
+    let internal weightsFor (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) (mask: Tensor option) : Tensor -> Tensor =
+        let v = staged d theta
+        let um = precompute d v memory
+        fun q -> softmaxOf (scores d v memory um mask q)
+
     /// The step and its Jacobians (c_t, b_t, ∂s_t/∂vec(M), ∂s_t/∂x_t) over one batch's memory.
     let private internals (d: AttentionDecoder) (memory: Tensor) (mask: Tensor option) =
         let H = int64 d.QueryWidth

@@ -209,7 +209,8 @@ module Heads =
             let cell = Attention.bind ad e.Memory (Some e.Mask)
             let H = int64 ad.QueryWidth
             let s0 = attentionStart net d ad e.Finals
-            let transition = cell.Transition theta // the additive score's U M once per decoding
+            let transition = cell.Transition theta // θ's views and the additive score's U M once per decoding
+            let weightsAt = Attention.weightsFor ad theta e.Memory (Some e.Mask) // the same, for the weights returned
             let query (sPrev: torch.Tensor) (sNext: torch.Tensor) =
                 match ad.Style with
                 | Bahdanau -> sPrev.narrow(-1L, 0L, H) // h_{t−1}
@@ -220,7 +221,7 @@ module Heads =
                   let s = states[0]
                   let x = (embed (tokens.unsqueeze 0L)).squeeze 0L // [B; X]
                   let next = transition x s
-                  let alpha = Attention.weights ad theta e.Memory (Some e.Mask) (query s next)
+                  let alpha = weightsAt (query s next)
                   net.ApplyReadout(Cell.output cell next), [| next |], Some alpha
               Forced = fun shifted lengths ->
                   let T, B = shifted.shape[0], shifted.shape[1]
@@ -231,7 +232,7 @@ module Heads =
                   net.ApplyReadout hs
               WeightsAlong = fun states ->
                   let T = states.shape[0] - 1L
-                  Some(torch.stack([| for t in 0L .. T - 1L -> Attention.weights ad theta e.Memory (Some e.Mask) (query states[t] states[t + 1L]) |], 0L)) }
+                  Some(torch.stack([| for t in 0L .. T - 1L -> weightsAt (query states[t] states[t + 1L]) |], 0L)) }
 
     let private requireVector (argument: string) (net: Network) (inputs: torch.Tensor) =
         Check.notNull argument inputs
