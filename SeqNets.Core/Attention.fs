@@ -127,14 +127,15 @@ module Attention =
         fun name -> views[name]
 
     /// Scores e [B; N] of queries q [B; H] against the memory, −∞ at padded rows; v gives θ's views.
-    let private scores (d: AttentionDecoder) (v: string -> Tensor) (memory: Tensor) (um: Tensor option) (mask: Tensor option) (q: Tensor) =
+    /// blocked: the padded memory rows (the mask's negation), computed once per memory.
+    let private scores (d: AttentionDecoder) (v: string -> Tensor) (memory: Tensor) (um: Tensor option) (blocked: Tensor option) (q: Tensor) =
         let e =
             match d.Score with
             | Dot -> memory.matmulChecked(q.unsqueeze -1L).squeeze -1L // [B; N]
             | General -> memory.matmulChecked(Tensors.linear ((v "attention.W_a").t ()) q |> fun w -> w.unsqueeze -1L).squeeze -1L // M Wᵀ q
             | Additive _ -> (additiveZ (v "attention.W") q um.Value).matmulChecked(v "attention.v") // [B; N]
-        match mask with
-        | Some m -> e.masked_fill(m.logical_not (), neg)
+        match blocked with
+        | Some m -> e.masked_fill(m, neg)
         | None -> e
 
     /// α = softmax(e) over the real memory rows: [B; N].
@@ -167,17 +168,19 @@ module Attention =
     let weights (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) (mask: Tensor option) (q: Tensor) : Tensor =
         checkMemory d memory mask
         let v = staged d theta
-        softmaxOf (scores d v memory (precompute d v memory) mask q)
+        softmaxOf (scores d v memory (precompute d v memory) (mask |> Option.map _.logical_not()) q)
 
     /// The weights of queries against a memory that Attention.bind has checked, with θ's views and the
     /// additive score's U M taken once: for decoding loops, which ask for them at every step.
     let internal weightsFor (d: AttentionDecoder) (theta: Tensor) (memory: Tensor) (mask: Tensor option) : Tensor -> Tensor =
         let v = staged d theta
         let um = precompute d v memory
-        fun q -> softmaxOf (scores d v memory um mask q)
+        let blocked = mask |> Option.map _.logical_not()
+        fun q -> softmaxOf (scores d v memory um blocked q)
 
     /// The step and its Jacobians (c_t, b_t, ∂s_t/∂vec(M), ∂s_t/∂x_t) over one batch's memory.
     let private internals (d: AttentionDecoder) (memory: Tensor) (mask: Tensor option) =
+        let blocked = mask |> Option.map _.logical_not()
         let H = int64 d.QueryWidth
         let X, E = int64 d.InputSize, int64 d.MemoryWidth
         let inner = d.Inner
@@ -190,7 +193,7 @@ module Attention =
             match d.Style with
             | Bahdanau ->
                 let q = s.narrow(-1L, 0L, H) // h_{t−1}: [B; H]
-                let alpha = softmaxOf (scores d v memory um mask q) // [B; N]
+                let alpha = softmaxOf (scores d v memory um blocked q) // [B; N]
                 let ctx = alpha.unsqueeze(1L).matmulChecked(memory).squeeze 1L // [B; E]
                 let u = torch.cat([| x; ctx |], -1L) // [B; X + E]
                 let next = step u s // [B; S]
@@ -200,19 +203,24 @@ module Attention =
                 let u = if feeding then torch.cat([| x; hTildePrev |], -1L) else x // [B; X (+ H)]
                 let sInNext = step u sIn // [B; S_in]
                 let q = sInNext.narrow(-1L, 0L, H) // h_t
-                let alpha = softmaxOf (scores d v memory um mask q)
+                let alpha = softmaxOf (scores d v memory um blocked q)
                 let ctx = alpha.unsqueeze(1L).matmulChecked(memory).squeeze 1L // [B; E]
                 let hTilde = Tensors.linear (v "combine.W_c") (torch.cat([| ctx; q |], -1L)) |> _.tanh() // [B; H]
                 q, alpha, ctx, u, sIn, sInNext, torch.cat([| hTilde; sInNext |], -1L), Some hTilde
 
-        let transition (theta: Tensor) =
+        /// The step that also returns the attention weights α_t [B; N] it used.
+        let transitionWithWeights (theta: Tensor) =
             // Once per unroll: the inner cell's staged transition, θ's views, U M.
             let step = inner.Transition (thetaIn theta)
             let v = staged d theta
             let um = precompute d v memory
             fun (x: Tensor) (s: Tensor) ->
-                let _, _, _, _, _, _, next, _ = forward step v um x s
-                next
+                let _, alpha, _, _, _, _, next, _ = forward step v um x s
+                next, alpha
+
+        let transition (theta: Tensor) =
+            let step = transitionWithWeights theta
+            fun (x: Tensor) (s: Tensor) -> fst (step x s)
 
         /// ∂e/∂q [B; N; H], ∂e/∂θ_att [B; N; P_att] (in the attention blocks' order), and ∂e_i/∂m_i [B; N; E].
         let scoreJacobians (v: string -> Tensor) (um: Tensor option) (q: Tensor) =
@@ -293,7 +301,7 @@ module Attention =
                 torch.cat([| G.matmulChecked (ex.narrow(1L, 0L, H)); ex |], 1L) // ∂s_t/∂x_t: [B; H + S_in; X]
 
         ignore attentionCount
-        transition, all
+        transition, all, transitionWithWeights
 
     /// The decoder bound to one batch's memory M [B; N; E] (and its mask [B; N], true for real rows):
     /// a Cell over inputs x_t [B; X], with hand-derived c_t and b_t through the attention weights.
@@ -303,11 +311,12 @@ module Attention =
         // The cell's functions are per row: steps stacked as rows (t, b) — as Bptt evaluates Jacobians
         // of many steps in one call — read memory row b, so a multiple of B rows sees the memory tiled.
         let B0 = memory.shape[0]
-        let transition0, all0 = internals d memory mask
+        let transition0, all0, _ = internals d memory mask
         let rows (R: int64) =
             if R = B0 then transition0, all0
             elif R > 0L && R % B0 = 0L then
-                internals d (memory.repeat(R / B0, 1L, 1L)) (mask |> Option.map (fun m -> m.repeat(R / B0, 1L)))
+                let t, a, _ = internals d (memory.repeat(R / B0, 1L, 1L)) (mask |> Option.map (fun m -> m.repeat(R / B0, 1L)))
+                t, a
             else Check.fail "x" $"x: expected B = {B0} rows (the bound memory's batch) or a multiple of them (steps stacked as rows), but got {R}."
         let transition (theta: Tensor) =
             let step0 = transition0 theta
@@ -333,6 +342,12 @@ module Attention =
           Components = []
           Equations = $"{d.Style} attention ({d.Score}) over {inner.Name}: {inner.Equations}" }
 
+    /// A decoding step over a memory that Attention.bind has checked: (s_t, α_t) from x_t and s_{t−1},
+    /// α_t the weights the step itself used (the transition of the bound cell, which returns s_t only).
+    let internal decodingStep (d: AttentionDecoder) (memory: Tensor) (mask: Tensor option) (theta: Tensor) : Tensor -> Tensor -> Tensor * Tensor =
+        let _, _, withWeights = internals d memory mask
+        withWeights theta
+
     /// ∂s_t/∂vec(M) [B; S; N·E] of one step of a bound decoder (the memory's b_t), for the closed form
     /// of ∂L/∂M that backpropagates into the encoder.
     [<CompiledName("MemoryJacobian")>]
@@ -340,6 +355,6 @@ module Attention =
         checkMemory d memory mask
         if d.Inner.Jacobians.IsNone || d.Inner.InputJacobian.IsNone then
             Check.fail "d" $"d: the memory's Jacobian needs the inner cell's hand-derived Jacobians and input Jacobian, but '{d.Inner.Name}' lacks them."
-        let _, all = internals d memory mask
+        let _, all, _ = internals d memory mask
         let _, _, m, _ = all theta x s
         m

@@ -209,8 +209,8 @@ module Heads =
             let cell = Attention.bind ad e.Memory (Some e.Mask)
             let H = int64 ad.QueryWidth
             let s0 = attentionStart net d ad e.Finals
-            let transition = cell.Transition theta // θ's views and the additive score's U M once per decoding
-            let weightsAt = Attention.weightsFor ad theta e.Memory (Some e.Mask) // the same, for the weights returned
+            let step = Attention.decodingStep ad e.Memory (Some e.Mask) theta // θ's views and the additive score's U M once per decoding
+            let weightsAt = Attention.weightsFor ad theta e.Memory (Some e.Mask) // the same, for the weights along a forced sequence
             let query (sPrev: torch.Tensor) (sNext: torch.Tensor) =
                 match ad.Style with
                 | Bahdanau -> sPrev.narrow(-1L, 0L, H) // h_{t−1}
@@ -220,8 +220,7 @@ module Heads =
               Step = fun states tokens ->
                   let s = states[0]
                   let x = (embed (tokens.unsqueeze 0L)).squeeze 0L // [B; X]
-                  let next = transition x s
-                  let alpha = weightsAt (query s next)
+                  let next, alpha = step x s
                   net.ApplyReadout(Cell.output cell next), [| next |], Some alpha
               Forced = fun shifted lengths ->
                   let T, B = shifted.shape[0], shifted.shape[1]
