@@ -297,8 +297,8 @@ module Training =
             total / float n
 
     /// Whether the engine on the derivation trains this network faster than libtorch's fused kernels,
-    /// as measured (docs/benchmarks.md): for GRU layers (1.71× the fused path at 1×256), not for LSTM
-    /// (1.16× at 1×256 but 0.95× at 2×512, where the GEMMs dominate) nor Elman (not measured).
+    /// as measured (docs/benchmarks.md): for GRU layers (1.52× the fused path at 1×256), not for LSTM
+    /// (1.00× at 1×256, 0.90× at 2×512, where the GEMMs dominate) nor Elman (not measured).
     let private derivedBeatsFused (network: Network) =
         network.Cells |> Array.forall (fun c -> CellKind.ofCell c = Some GruPyTorch)
 
