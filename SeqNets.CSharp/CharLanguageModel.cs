@@ -31,18 +31,16 @@ public sealed class CharLanguageModel : IDisposable
 
     private readonly EngineThread _engine;
     private readonly TrainingSession _session;
+    private readonly ModelHost _host;
     private readonly Network _model;
     private readonly SeqNets.Vocabulary _vocabulary;
-    private readonly CancellationTokenSource _disposing = new();
     private TrainingOptions? _trainerOptions;
-    private volatile bool _disposed;
-    private bool _training;
-    private bool _releaseAfterRun;
 
     private CharLanguageModel(EngineThread engine, TrainingSession session, SeqNets.Vocabulary vocabulary, CharCorpus? corpus, CharModelOptions options)
     {
         _engine = engine;
         _session = session;
+        _host = new ModelHost(engine, session);
         _model = session.Network;
         _vocabulary = vocabulary;
         Corpus = corpus;
@@ -412,40 +410,9 @@ public sealed class CharLanguageModel : IDisposable
     /// Frees the model's native memory and ends its thread. A training run in progress stops after
     /// its current step first; the model cannot be used afterwards.
     /// </summary>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _disposing.Cancel();
-        if (_engine.IsCurrent)
-        {
-            // Called from a progress report: the run ends after this step and releases the model itself.
-            _releaseAfterRun = true;
-            return;
-        }
-        try
-        {
-            _engine.Run(() =>
-            {
-                Release();
-                return 0;
-            });
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already released from the model's own thread.
-        }
-        _engine.Dispose();
-        _disposing.Dispose();
-    }
+    public void Dispose() => _host.Dispose();
 
-    private void Release()
-    {
-        ((IDisposable)_session).Dispose();
-        if (_engine.IsCurrent) _engine.Dispose();
-    }
-
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    private void ThrowIfDisposed() => _host.ThrowIfDisposed(this);
 
     /// <summary>Checks a run's arguments on the caller's thread and resolves the options.</summary>
     private TrainingOptions Prepare(int steps, TrainingOptions? options)
@@ -519,28 +486,12 @@ public sealed class CharLanguageModel : IDisposable
     private TrainingSummary TrainOnEngine(int steps, TrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        if (_training)
-            throw new InvalidOperationException("The model is already training: a progress report cannot start another run.");
-        _training = true;
-        try
+        return _host.Train("model", steps, () =>
         {
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
             var config = ConfigFor(options, steps);
             _trainerOptions = options;
             LastTrainingOptions = options;
-            Action<RunProgress>? report = progress is null
-                ? null
-                : p => progress.Report(new TrainingProgress(p.Done, p.Steps, p.Report.Loss,
-                    p.Validation is null ? null : p.Validation.Value, p.ItemsPerSecond, p.Elapsed, p.Remaining));
-            var s = _session.Train(steps, config, report!, options.EvaluateEvery, stop.Token);
-            double? validation = double.IsNaN(s.Validation) || _disposed ? null : s.Validation;
-            return new TrainingSummary(s.Steps, s.TotalSteps, s.LastLoss, validation, s.ItemsPerSecond,
-                s.SkippedUpdates, s.Cancelled, s.Elapsed);
-        }
-        finally
-        {
-            _training = false;
-            if (_releaseAfterRun) Release();
-        }
+            return config;
+        }, progress, options.EvaluateEvery, cancellationToken);
     }
 }

@@ -30,21 +30,19 @@ public sealed class Seq2SeqModel : IDisposable
     private const int TranslationChunk = 256;
     private readonly EngineThread _engine;
     private readonly TrainingSession _session;
+    private readonly ModelHost _host;
     private readonly Network _network;
     private readonly TokenVocabulary _source;
     private readonly TokenVocabulary _target;
     private readonly PairData _data;
-    private readonly CancellationTokenSource _disposing = new();
     private TrainingOptions? _trainerOptions;
-    private volatile bool _disposed;
-    private bool _training;
-    private bool _releaseAfterRun;
 
     private Seq2SeqModel(EngineThread engine, TrainingSession session, PairData data, TokenVocabulary source, TokenVocabulary target,
         Seq2SeqModelOptions options)
     {
         _engine = engine;
         _session = session;
+        _host = new ModelHost(engine, session);
         _network = session.Network;
         _data = data;
         _source = source;
@@ -451,40 +449,9 @@ public sealed class Seq2SeqModel : IDisposable
     /// Frees the model's native memory and ends its thread. A training run in progress stops after its
     /// current step first; the model cannot be used afterwards.
     /// </summary>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _disposing.Cancel();
-        if (_engine.IsCurrent)
-        {
-            // Called from a progress report: the run ends after this step and releases the model itself.
-            _releaseAfterRun = true;
-            return;
-        }
-        try
-        {
-            _engine.Run(() =>
-            {
-                Release();
-                return 0;
-            });
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already released from the model's own thread.
-        }
-        _engine.Dispose();
-        _disposing.Dispose();
-    }
+    public void Dispose() => _host.Dispose();
 
-    private void Release()
-    {
-        ((IDisposable)_session).Dispose();
-        if (_engine.IsCurrent) _engine.Dispose();
-    }
-
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    private void ThrowIfDisposed() => _host.ThrowIfDisposed(this);
 
     // ---- checks ----
 
@@ -616,27 +583,14 @@ public sealed class Seq2SeqModel : IDisposable
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        if (_training)
-            throw new InvalidOperationException("The model is already training: a progress report cannot start another run.");
-        _training = true;
-        try
+        return _host.Train("model", steps, () =>
         {
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
             var config = ConfigFor(options, steps);
             _trainerOptions = options;
             LastTrainingOptions = options;
             _data.Make = make;
-            Action<RunProgress>? report = progress is null
-                ? null
-                : p => progress.Report(new TrainingProgress(p.Done, p.Steps, p.Report.Loss, null, p.ItemsPerSecond, p.Elapsed, p.Remaining));
-            var s = _session.Train(steps, config, report!, 0, stop.Token);
-            return new TrainingSummary(s.Steps, s.TotalSteps, s.LastLoss, null, s.ItemsPerSecond, s.SkippedUpdates, s.Cancelled, s.Elapsed);
-        }
-        finally
-        {
-            _training = false;
-            if (_releaseAfterRun) Release();
-        }
+            return config;
+        }, progress, 0, cancellationToken);
     }
 
     // ---- decoding ----

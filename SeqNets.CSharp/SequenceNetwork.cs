@@ -29,18 +29,16 @@ public sealed partial class SequenceNetwork : IDisposable
 {
     private readonly EngineThread _engine;
     private readonly TrainingSession _session;
+    private readonly ModelHost _host;
     private readonly Network _network;
     private readonly SeqNets.Vocabulary? _vocabulary;
-    private readonly CancellationTokenSource _disposing = new();
     private TrainingOptions? _trainerOptions;
-    private volatile bool _disposed;
-    private bool _training;
-    private bool _releaseAfterRun;
 
     private SequenceNetwork(EngineThread engine, TrainingSession session, TrainingData? data, SequenceNetworkOptions options)
     {
         _engine = engine;
         _session = session;
+        _host = new ModelHost(engine, session);
         _network = session.Network;
         _vocabulary = session.Vocabulary?.Value;
         Data = data;
@@ -428,40 +426,9 @@ public sealed partial class SequenceNetwork : IDisposable
     /// Frees the network's native memory and ends its thread. A training run in progress stops after
     /// its current step first; the network cannot be used afterwards.
     /// </summary>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _disposing.Cancel();
-        if (_engine.IsCurrent)
-        {
-            // Called from a progress report: the run ends after this step and releases the network itself.
-            _releaseAfterRun = true;
-            return;
-        }
-        try
-        {
-            _engine.Run(() =>
-            {
-                Release();
-                return 0;
-            });
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already released from the network's own thread.
-        }
-        _engine.Dispose();
-        _disposing.Dispose();
-    }
+    public void Dispose() => _host.Dispose();
 
-    private void Release()
-    {
-        ((IDisposable)_session).Dispose();
-        if (_engine.IsCurrent) _engine.Dispose();
-    }
-
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    private void ThrowIfDisposed() => _host.ThrowIfDisposed(this);
 
     /// <summary>Checks a run's arguments on the caller's thread and resolves the options.</summary>
     private TrainingOptions Prepare(int steps, TrainingOptions? options)
@@ -536,39 +503,13 @@ public sealed partial class SequenceNetwork : IDisposable
     private TrainingSummary TrainOnEngine(int steps, TrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        if (_training)
-            throw new InvalidOperationException("The network is already training: a progress report cannot start another run.");
-        _training = true;
-        try
+        return _host.Train("network", steps, () =>
         {
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
             var config = ConfigFor(options, steps);
             _trainerOptions = options;
             LastTrainingOptions = options;
-            Action<RunProgress>? report = progress is null
-                ? null
-                : p => progress.Report(new TrainingProgress(p.Done, p.Steps, p.Report.Loss,
-                    p.Validation is null ? null : p.Validation.Value, p.ItemsPerSecond, p.Elapsed, p.Remaining));
-            RunSummary s;
-            try
-            {
-                s = _session.Train(steps, config, report!, options.EvaluateEvery, stop.Token);
-            }
-            catch (ArgumentException e) when (e.ParamName == "Strategy")
-            {
-                // The core names its own field; the C# property is Bptt.
-                throw new ArgumentException(e.Message.Replace("Strategy: ", "Bptt: ", StringComparison.Ordinal)
-                    .Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal), nameof(TrainingOptions.Bptt), e);
-            }
-            double? validation = double.IsNaN(s.Validation) || _disposed ? null : s.Validation;
-            return new TrainingSummary(s.Steps, s.TotalSteps, s.LastLoss, validation, s.ItemsPerSecond,
-                s.SkippedUpdates, s.Cancelled, s.Elapsed);
-        }
-        finally
-        {
-            _training = false;
-            if (_releaseAfterRun) Release();
-        }
+            return config;
+        }, progress, options.EvaluateEvery, cancellationToken);
     }
 
     /// <summary>The core's hints name its F# functions; a C# caller reads the facade's methods instead.</summary>
