@@ -15,12 +15,25 @@ open SeqNets
 /// result that breaks its promise.
 exception Finding of string
 
+/// A directory for this process's scratch files, in memory where the system has /dev/shm. A
+/// fuzzer's child that is killed (a time-out) cannot remove its own: the next one removes those
+/// whose process is gone.
 let private scratch =
+    let prefix = "seqnets-fuzz-"
+    let remove (dir: string) =
+        try Directory.Delete(dir, true) with :? IOException | :? UnauthorizedAccessException -> ()
+    let alive (pid: int) =
+        try not (Diagnostics.Process.GetProcessById pid).HasExited with :? ArgumentException -> false
     lazy (
         let shm = "/dev/shm"
         let root = if Directory.Exists shm then shm else Path.GetTempPath()
-        let d = Path.Combine(root, $"seqnets-fuzz-{Environment.ProcessId}")
+        for d in Directory.GetDirectories(root, prefix + "*") do
+            match Int32.TryParse(Path.GetFileName(d).Substring prefix.Length) with
+            | true, pid when pid <> Environment.ProcessId && not (alive pid) -> remove d
+            | _ -> ()
+        let d = Path.Combine(root, $"{prefix}{Environment.ProcessId}")
         Directory.CreateDirectory d |> ignore
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> remove d)
         d)
 
 /// A scratch file holding bytes (the readers take paths).
