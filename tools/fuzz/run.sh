@@ -60,7 +60,7 @@ export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_FORKSRV_INIT_TMOUT=120000
 # An input that runs past -t is run again with AFL_HANG_TMOUT before AFL calls it a hang. The time-out
 # killed SharpFuzz's child, so that second run goes to a new .NET process that loads the runtime and
-# libtorch first (1-2 s on a quiet machine, far more on a loaded one); without the second, longer run
+# libtorch first (about a second on a quiet machine, far more on a loaded one); without the second, longer run
 # every slow moment of a busy machine became a "hang" that no replay reproduces.
 export AFL_HANG_TMOUT=${AFL_HANG_TMOUT:-30000}
 export SEQNETS_FUZZ_LOG="$out/exceptions.log" # every exception a target lets escape, with its stack
