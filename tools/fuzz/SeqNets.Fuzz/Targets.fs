@@ -17,28 +17,38 @@ exception Finding of string
 
 /// A directory for this process's scratch files, in memory where the system has /dev/shm. A
 /// fuzzer's child that is killed (a time-out) cannot remove its own: the next one removes those
-/// whose process is gone.
+/// whose process is gone. The cleanup is best effort: whatever it cannot tell or remove, it leaves.
 let private scratch =
     let prefix = "seqnets-fuzz-"
     let remove (dir: string) =
         try Directory.Delete(dir, true) with :? IOException | :? UnauthorizedAccessException -> ()
-    let alive (pid: int) =
-        try not (Diagnostics.Process.GetProcessById pid).HasExited with :? ArgumentException -> false
+    let gone (pid: int) =
+        try
+            use p = Diagnostics.Process.GetProcessById pid
+            p.HasExited
+        with
+        | :? ArgumentException -> true // no such process
+        | _ -> false
     lazy (
         let shm = "/dev/shm"
         let root = if Directory.Exists shm then shm else Path.GetTempPath()
-        for d in Directory.GetDirectories(root, prefix + "*") do
-            match Int32.TryParse(Path.GetFileName(d).Substring prefix.Length) with
-            | true, pid when pid <> Environment.ProcessId && not (alive pid) -> remove d
-            | _ -> ()
+        try
+            for d in Directory.GetDirectories(root, prefix + "*") do
+                match Int32.TryParse(Path.GetFileName(d).Substring prefix.Length) with
+                | true, pid when pid <> Environment.ProcessId && gone pid -> remove d
+                | _ -> ()
+        with :? IOException | :? UnauthorizedAccessException -> ()
         let d = Path.Combine(root, $"{prefix}{Environment.ProcessId}")
-        Directory.CreateDirectory d |> ignore
         AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> remove d)
         d)
 
+/// The path of a scratch file. The directory is made each time: a child that starts with a dead
+/// child's pid may find it removed by a third.
+let private scratchPath (name: string) = Path.Combine(Directory.CreateDirectory(scratch.Value).FullName, name)
+
 /// A scratch file holding bytes (the readers take paths).
 let private file (name: string) (bytes: byte[]) =
-    let p = Path.Combine(scratch.Value, name)
+    let p = scratchPath name
     File.WriteAllBytes(p, bytes)
     p
 
@@ -90,7 +100,7 @@ let private template =
     lazy (
         use a = TorchSharp.torch.arange(6.0f).reshape(2L, 3L)
         use b = TorchSharp.torch.ones(4L)
-        let path = Path.Combine(scratch.Value, "template.pt")
+        let path = scratchPath "template.pt"
         Interop.writeStateDict path [ "weight", a; "bias", b ]
         use zip = ZipFile.OpenRead path
         [ for e in zip.Entries ->
