@@ -58,10 +58,11 @@ done
 mkdir -p "$out/findings"
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_AUTORESUME=1
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_FORKSRV_INIT_TMOUT=120000
-# An input that runs past -t is run again with AFL_HANG_TMOUT before AFL calls it a hang. The time-out
+# AFL runs an input that timed out and reached new code once more, with AFL_HANG_TMOUT, before it
+# calls it a hang, but only when AFL_HANG_TMOUT is above -t (its default, 1 s, is not). The time-out
 # killed SharpFuzz's child, so that second run goes to a new .NET process that loads the runtime and
-# libtorch first (about a second on a quiet machine, far more on a loaded one); without the second, longer run
-# every slow moment of a busy machine became a "hang" that no replay reproduces.
+# libtorch first (about a second on a quiet machine, far more on a loaded one); without it every such
+# input on a busy machine became a "hang" that no replay reproduces.
 export AFL_HANG_TMOUT=${AFL_HANG_TMOUT:-30000}
 export SEQNETS_FUZZ_LOG="$out/exceptions.log" # every exception a target lets escape, with its stack
 for t in "${targets[@]}"; do
