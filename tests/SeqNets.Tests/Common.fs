@@ -68,7 +68,7 @@ let startSelf (args: string list) : Diagnostics.Process =
     psi.RedirectStandardError <- true
     Diagnostics.Process.Start psi
 
-module private Pidfd =
+module private Libc =
     [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
     extern int64 syscall(int64 number, int64 a, int64 b, int64 c, int64 d)
 
@@ -78,9 +78,25 @@ module private Pidfd =
     [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
     extern int close(int fd)
 
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern nativeint signal(int signal, nativeint handler)
+
     // The numbers of the syscalls added since Linux 5.1 are the same on every architecture.
     let pidfdSendSignal = 424L
     let pidfdOpen = 434L
+
+/// A non-interactive shell starts a background command with SIGINT ignored, and an ignored signal
+/// stays ignored across exec: every child of the tests would ignore the Ctrl+C the signal tests send
+/// (.NET installs no handler over an inherited SIG_IGN, as a program started by `nohup` or `&`
+/// expects). The test program puts SIGINT back to its default before it runs the tests, so that
+/// its children start as from a terminal. Nothing in the test program itself handles SIGINT.
+let defaultSigintForChildren () =
+    if OperatingSystem.IsLinux() then
+        let ignored =
+            IO.File.ReadAllLines "/proc/self/status"
+            |> Array.tryFind (fun l -> l.StartsWith "SigIgn:")
+            |> Option.exists (fun l -> Convert.ToUInt64(l.Substring(7).Trim(), 16) &&& 2UL <> 0UL)
+        if ignored then Libc.signal (2, 0n) |> ignore // SIGINT, SIG_DFL
 
 /// Signals one child process and never another. A child's pid is free for reuse as soon as the
 /// runtime reaps it, so a test that sends signals by pid in a loop can hit an unrelated process
@@ -88,13 +104,13 @@ module private Pidfd =
 /// process itself: after the child has gone, sending fails instead. Falls back to kill(2) where
 /// pidfds are missing (Linux before 5.3). Open it right after starting the child.
 type ChildSignal(p: Diagnostics.Process) =
-    let fd = if OperatingSystem.IsLinux() then int (Pidfd.syscall (Pidfd.pidfdOpen, int64 p.Id, 0L, 0L, 0L)) else -1
+    let fd = if OperatingSystem.IsLinux() then int (Libc.syscall (Libc.pidfdOpen, int64 p.Id, 0L, 0L, 0L)) else -1
     /// Sends the signal; false when the child has already ended.
     member _.Send(signal: int) : bool =
-        if fd >= 0 then Pidfd.syscall (Pidfd.pidfdSendSignal, int64 fd, int64 signal, 0L, 0L) = 0L
-        else not p.HasExited && Pidfd.kill (p.Id, signal) = 0
+        if fd >= 0 then Libc.syscall (Libc.pidfdSendSignal, int64 fd, int64 signal, 0L, 0L) = 0L
+        else not p.HasExited && Libc.kill (p.Id, signal) = 0
     interface IDisposable with
-        member _.Dispose() = if fd >= 0 then Pidfd.close fd |> ignore
+        member _.Dispose() = if fd >= 0 then Libc.close fd |> ignore
 
 /// Waits for a child to end, at most timeoutMs; a child still running then is killed and the test
 /// fails with what it wrote (so a lost signal fails the test instead of hanging the suite).

@@ -71,4 +71,5 @@ let main argv =
         if bad = 0 then 0 else 1
     | _ ->
         SeqNets.Native.ensure ()
+        Common.defaultSigintForChildren ()
         Tests.runTestsInAssemblyWithCLIArgs [] argv
