@@ -68,7 +68,11 @@ let startSelf (args: string list) : Diagnostics.Process =
     psi.RedirectStandardError <- true
     Diagnostics.Process.Start psi
 
-module private Libc =
+/// The libc functions the tests call: pidfds, signals, signal masks.
+module Libc =
+    [<Runtime.InteropServices.DllImport("libc")>]
+    extern int pthread_sigmask(int how, uint64[] set, uint64[] oldset)
+
     [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
     extern int64 syscall(int64 number, int64 a, int64 b, int64 c, int64 d)
 

@@ -6,15 +6,10 @@ module SeqNets.Tests.SignalsTests
 open System
 open System.Diagnostics
 open System.IO
-open System.Runtime.InteropServices
 open System.Threading
 open Expecto
 open TorchSharp
 open SeqNets
-
-module private Libc =
-    [<DllImport("libc")>]
-    extern int pthread_sigmask(int how, uint64[] set, uint64[] oldset)
 
 let private SIGINT, SIGHUP, SIGTERM, SIGSEGV, SIGRTMIN = 2, 1, 15, 11, 34
 
@@ -107,7 +102,7 @@ let tests =
                 onThread (fun () ->
                     let set = Array.zeroCreate<uint64> 16
                     set[0] <- 1UL <<< (SIGHUP - 1)
-                    Libc.pthread_sigmask(0, set, null) |> ignore // SIG_BLOCK
+                    Common.Libc.pthread_sigmask(0, set, null) |> ignore // SIG_BLOCK
                     using (SignalShield.enter ()) ignore
                     SignalShield.isBlocked SIGHUP, SignalShield.isBlocked SIGINT)
             Expect.isTrue hup "the caller's own block of SIGHUP survives the shield"
