@@ -94,6 +94,24 @@ let private agree (dtype: torch.ScalarType) (tol: float) (weightsKind: WeightsKi
 let private notChaotic (name: string) (s: CaseSpec) =
     if name = "mrnn" && s.Regime = Exploding then { s with Regime = Moderate } else s
 
+/// θ's gradient when px = InputProjection θ x is computed inside the graph: the engine's unroll
+/// composes with autograd as the reference's does.
+let private composes (tol: float) (name: string) (s: CaseSpec) =
+    use _ = torch.NewDisposeScope()
+    let cell = cellNamed name s
+    let g = generator s.Seed
+    let case = Verify.randomCase cell torch.float64 s.Regime s.Steps s.Batch g
+    let weights = weightsFor Truncation s
+    let R = torch.randn([| int64 s.Steps; int64 s.Batch; int64 cell.HiddenSize |], dtype = torch.float64, generator = g)
+    let run (unroll: torch.Tensor -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor) =
+        let theta = case.Theta.detach().requires_grad_ true
+        let hs, _ = unroll theta (cell.InputProjection.Value theta case.Inputs) case.InitialState
+        (hs.tanh () * R).sum().backward ()
+        theta.grad.clone ()
+    close $"{name}, {s}" tol
+        (run (fun th p s0 -> Engine.unroll cell th p s0 weights None))
+        (run (fun th p s0 -> reference cell th p s0 weights None))
+
 /// Larger sizes than the common cases (SIMD lanes full and partial, several vectors per row).
 let private wideSpecs =
     gen {
@@ -241,22 +259,11 @@ let tests =
         ]
 
         testList "composes through autograd: px = InputProjection θ x, θ's gradient from both" [
-            for name in cellNames ->
-                property $"{name}" (fun s ->
-                    use _ = torch.NewDisposeScope()
-                    let cell = cellNamed name s
-                    let g = generator s.Seed
-                    let case = Verify.randomCase cell torch.float64 s.Regime s.Steps s.Batch g
-                    let weights = weightsFor Truncation s
-                    let R = torch.randn([| int64 s.Steps; int64 s.Batch; int64 cell.HiddenSize |], dtype = torch.float64, generator = g)
-                    let run (unroll: torch.Tensor -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor) =
-                        let theta = case.Theta.detach().requires_grad_ true
-                        let hs, _ = unroll theta (cell.InputProjection.Value theta case.Inputs) case.InitialState
-                        (hs.tanh () * R).sum().backward ()
-                        theta.grad.clone ()
-                    close $"{name}, {s}" 1e-12
-                        (run (fun th p s0 -> Engine.unroll cell th p s0 weights None))
-                        (run (fun th p s0 -> reference cell th p s0 weights None)))
+            for name in cellNames do
+                yield property $"{name}" (notChaotic name >> composes 1e-12 name)
+            // Two unrolls of one chaotic trajectory (see the float64 list above): 4.1e-12 was seen.
+            yield property "mrnn, exploding regime (chaotic trajectories): 1e-8" (fun s ->
+                composes 1e-8 "mrnn" { s with Regime = Exploding })
         ]
 
         testList "on networks: the derived path's ∂L/∂θ equals autograd's through the step path" [
